@@ -1,0 +1,128 @@
+"""`canary run`: send a suite to the selected endpoints once and store every result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from canary.cli.options import (
+    DEFAULT_FLEET,
+    DbOption,
+    EndpointOption,
+    FleetOption,
+    JsonOption,
+    SelectOption,
+)
+from canary.cli.output import console, fmt_ms, print_json
+from canary.errors import ExitCode
+
+
+def run(
+    suite: Annotated[str, typer.Option("--suite", help="Suite name (see probes/) or file path.")],
+    fleet: FleetOption = DEFAULT_FLEET,
+    endpoint: EndpointOption = None,
+    select: SelectOption = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="One round, then exit (the default; for cron).")
+    ] = True,
+    load_shape: Annotated[
+        str, typer.Option("--load-shape", help="Load-shape label stored with every result.")
+    ] = "probe",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, help="Requests in flight per endpoint (overrides config)."
+        ),
+    ] = None,
+    sim: Annotated[
+        bool,
+        typer.Option(
+            "--sim", help="Start the embedded simulated fleet and probe it (ignores --fleet)."
+        ),
+    ] = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Send SUITE to every selected endpoint once; every request and output goes to the store.
+
+    Exit code 0 when the round completed (error responses are stored as results), 5 when some
+    endpoint answered no request at all, 3 for bad config, 4 for database problems.
+    """
+    from canary.config import load_fleet
+    from canary.config.selection import select_endpoints
+    from canary.probes import load_suite
+    from canary.runner.once import run_once
+    from canary.store import open_store
+
+    loaded_suite = load_suite(suite)
+    if sim:
+        from canary.sim.embedded import embedded_fleet
+
+        context = embedded_fleet()
+    else:
+        from contextlib import nullcontext
+
+        context = nullcontext(load_fleet(fleet))
+    with context as fleet_config:
+        targets = select_endpoints(fleet_config, endpoint or (), select or ())
+        store = open_store(db, config_url=fleet_config.database_url)
+        if not json:
+            console.print(
+                f"[bold]{loaded_suite.name}[/] v{loaded_suite.version}: "
+                f"{len(loaded_suite.probes)} probes → {len(targets)} endpoints"
+            )
+        stored = run_once(
+            fleet_config,
+            loaded_suite,
+            store,
+            targets,
+            load_shape=load_shape,
+            concurrency=concurrency,
+        )
+    rows = stored.summary.endpoints
+    if json:
+        print_json(
+            {
+                "run_id": stored.run_id,
+                "suite": stored.suite,
+                "suite_version": stored.suite_version,
+                "status": stored.status,
+                "endpoints": [
+                    {
+                        "endpoint": r.endpoint,
+                        "sent": r.sent,
+                        "ok": r.ok,
+                        "errors": dict(r.errors),
+                        "p50_ms": r.p50_ms,
+                        "p95_ms": r.p95_ms,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+    else:
+        table = Table(title=f"run {stored.run_id} ({stored.status})")
+        for column in ("endpoint", "sent", "ok", "errors", "p50", "p95"):
+            table.add_column(
+                column, justify="left" if column in ("endpoint", "errors") else "right"
+            )
+        for r in rows:
+            errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "-"
+            style = "red" if r.ok == 0 else ("yellow" if r.errors else "")
+            table.add_row(
+                r.endpoint,
+                str(r.sent),
+                str(r.ok),
+                errors,
+                fmt_ms(r.p50_ms),
+                fmt_ms(r.p95_ms),
+                style=style,
+            )
+        console.print(table)
+        console.print(
+            f"stored in run [bold]{stored.run_id}[/]; see `canary runs`, `canary show ID`"
+        )
+    if any(r.ok == 0 and r.sent > 0 for r in rows):
+        raise typer.Exit(int(ExitCode.ENDPOINT))

@@ -1,0 +1,116 @@
+"""`canary runs` and `canary show`: what was stored, for humans and for `--json`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from canary.cli.options import DbOption, JsonOption
+from canary.cli.output import console, fmt_ms, fmt_time, print_json
+
+
+def list_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    suite: Annotated[str | None, typer.Option("--suite", help="Only runs of this suite.")] = None,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List the most recent runs, newest first."""
+    from canary.store import open_store
+
+    runs = open_store(db).list_runs(limit, suite=suite)
+    if json:
+        print_json([r.to_dict() for r in runs])
+        return
+    table = Table(title="runs")
+    for column in (
+        "id",
+        "started",
+        "suite",
+        "version",
+        "load",
+        "status",
+        "results",
+        "errors",
+        "endpoints",
+    ):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            fmt_time(r.started_at),
+            r.suite,
+            r.suite_version,
+            r.load_shape,
+            r.status,
+            str(r.n_results),
+            str(r.n_errors),
+            ", ".join(r.endpoints),
+            style="red" if r.status != "completed" else "",
+        )
+    console.print(table if runs else "no runs yet; start one with `canary run --suite smoke`")
+
+
+def show(
+    result_id: Annotated[
+        int, typer.Argument(help="Result id (from `canary runs --json` or alerts).")
+    ],
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show one stored result: request, output, tokens, scores and cohort."""
+    from canary.store import open_store
+
+    result = open_store(db).get_result(result_id)
+    if json:
+        print_json(result.to_dict())
+        return
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("run", str(result.run_id))
+    facts.add_row(
+        "probe", f"{result.probe_id} ({result.probe_kind}) · {result.suite} v{result.suite_version}"
+    )
+    facts.add_row("endpoint", result.endpoint)
+    facts.add_row("cohort", ", ".join(f"{k}={v}" for k, v in sorted(result.labels.items())))
+    facts.add_row("session", f"{result.session_id} · repeat {result.repeat_index}")
+    facts.add_row("started", fmt_time(result.started_at))
+    facts.add_row("latency", f"{fmt_ms(result.latency_ms)} · {result.attempts} attempt(s)")
+    facts.add_row("status", str(result.status_code or "-"))
+    if result.served_by:
+        facts.add_row("served by", result.served_by)
+    if result.error_kind:
+        facts.add_row(
+            "error", Text(f"{result.error_kind}: {result.error_detail or ''}", style="red")
+        )
+    console.print(Panel(facts, title=f"result {result.id}", expand=False))
+    if result.output_text is not None:
+        # Model output is untrusted: print it as plain Text, never as rich markup.
+        console.print(Panel(Text(result.output_text), title="output", expand=False))
+    if result.tokens:
+        tokens = Table(title="tokens (first 20)")
+        for column in ("#", "token", "logprob", "top alternatives"):
+            tokens.add_column(column)
+        for index, token in enumerate(result.tokens[:20]):
+            top = ", ".join(f"{t!r} {lp:.2f}" for t, lp in list(token.top.items())[:4])
+            logprob = "-" if token.logprob is None else f"{token.logprob:.3f}"
+            tokens.add_row(str(index), repr(token.token), logprob, top)
+        console.print(tokens)
+    if result.scores:
+        scores = Table(title="scores")
+        for column in ("detector", "metric", "value", "flagged"):
+            scores.add_column(column)
+        for s in result.scores:
+            value = "-" if s.value is None else f"{s.value:.4g}"
+            scores.add_row(
+                f"{s.detector} {s.detector_version}",
+                s.metric,
+                value,
+                "[red]yes[/]" if s.flagged else "no",
+            )
+        console.print(scores)

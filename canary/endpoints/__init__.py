@@ -1,0 +1,24 @@
+"""Endpoint adapters: one transport-owning base client, and flavours that own only a wire format."""
+
+from canary.endpoints.base import (
+    EndpointClient,
+    MalformedResponse,
+    ParsedOutput,
+    flavours,
+    make_client,
+)
+from canary.endpoints.openai import OpenAIChat, OpenAICompletions
+from canary.endpoints.ratelimit import TokenBucket, get_limiter, reset_limiters
+
+__all__ = [
+    "EndpointClient",
+    "MalformedResponse",
+    "OpenAIChat",
+    "OpenAICompletions",
+    "ParsedOutput",
+    "TokenBucket",
+    "flavours",
+    "get_limiter",
+    "make_client",
+    "reset_limiters",
+]

@@ -1,0 +1,149 @@
+"""Probe and suite models: what is sent, and what its checks need."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_PROBE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+#: Probe kinds shipped with canary; a detector declares which kinds it scores.
+PROBE_KINDS = (
+    "fixed",
+    "code",
+    "script",
+    "entropy",
+    "topk",
+    "determinism",
+    "sampling",
+    "routing",
+    "generic",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingParams(_Strict):
+    """Sampling parameters sent with a probe."""
+
+    temperature: Annotated[float, Field(ge=0, le=5)] = 0.0
+    """0 means greedy."""
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Nucleus threshold."""
+    top_k: Annotated[int | None, Field(ge=1)] = None
+    """Top-k filter; sent only when set (not every API accepts it)."""
+    max_tokens: Annotated[int, Field(ge=1, le=32768)] = 64
+    """Most tokens to generate."""
+    seed: int | None = None
+    """Sampling seed, for endpoints that honour one."""
+    logprobs: bool = False
+    """Ask for the chosen tokens' logprobs (dropped for endpoints without logprob support)."""
+    top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    """Alternatives per position to return with `logprobs`."""
+    stop: list[str] | None = None
+    """Stop sequences."""
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> SamplingParams:
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs 'logprobs: true'")
+        return self
+
+
+class Message(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Probe(_Strict):
+    """One fixed request and the data its checks need."""
+
+    id: str
+    """Unique within the suite; stable across versions so results line up."""
+    kind: str = "generic"
+    """What the probe tests: fixed, code, script, entropy, topk, determinism, sampling, routing."""
+    prompt: str | None = None
+    """Prompt text for completion endpoints (chat endpoints get it as one user message)."""
+    messages: list[Message] | None = None
+    """Chat messages (completion endpoints get them joined as a transcript)."""
+    params: SamplingParams = Field(default_factory=SamplingParams)
+    """Sampling parameters."""
+    repeat: Annotated[int, Field(ge=1, le=10000)] = 1
+    """How many times to send the probe in one round (determinism, sampling)."""
+    session: str | None = None
+    """Probes sharing a session name are sent in order with one session id (sticky routing)."""
+    expect: dict[str, Any] = Field(default_factory=dict)
+    """What the checks need: answers, patterns, language, expected scripts…"""
+    tags: list[str] = Field(default_factory=list)
+    """Free-form tags for selection and reports."""
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        if not _PROBE_ID.match(value):
+            raise ValueError("use letters, digits, '_', '.', ':' or '-' (at most 128)")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in PROBE_KINDS:
+            raise ValueError(f"unknown kind {value!r}; use one of {', '.join(PROBE_KINDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Probe:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        if self.messages is not None and not self.messages:
+            raise ValueError("'messages' is empty")
+        return self
+
+    def as_messages(self) -> list[Message]:
+        if self.messages is not None:
+            return list(self.messages)
+        return [Message(role="user", content=self.prompt or "")]
+
+    def as_prompt(self) -> str:
+        if self.prompt is not None:
+            return self.prompt
+        return "".join(f"{m.role}: {m.content}\n" for m in self.messages or []) + "assistant:"
+
+
+class Suite(_Strict):
+    """A named, versioned list of probes. The version is a hash of the content."""
+
+    name: str
+    description: str = ""
+    probes: list[Probe]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Suite:
+        seen: set[str] = set()
+        for probe in self.probes:
+            if probe.id in seen:
+                raise ValueError(f"probe id {probe.id!r} appears twice; ids are unique in a suite")
+            seen.add(probe.id)
+        if not self.probes:
+            raise ValueError("the suite has no probes")
+        return self
+
+    @property
+    def version(self) -> str:
+        """12 hex digits of SHA-256 over the canonical probe content (not the description)."""
+        canonical = json.dumps(
+            [p.model_dump(mode="json") for p in self.probes], sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(f"{self.name}\n{canonical}".encode()).hexdigest()[:12]
+
+    def probe(self, probe_id: str) -> Probe:
+        for probe in self.probes:
+            if probe.id == probe_id:
+                return probe
+        raise KeyError(probe_id)

@@ -1,0 +1,62 @@
+"""The record of one probe request: what the runner produces and the store persists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: Error kinds a result may carry. `None` means the request succeeded and parsed.
+ERROR_KINDS = (
+    "timeout",  # no complete response within the timeout
+    "connect",  # could not connect
+    "disconnected",  # the server closed the connection mid-response
+    "http_429",  # rate limited, retries exhausted
+    "http_5xx",  # server error, retries exhausted
+    "http_4xx",  # client error (not retried): usually a config problem
+    "malformed",  # body was not the JSON shape the flavour expects
+    "oversized",  # body larger than max_response_bytes
+    "transport",  # any other transport failure
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated position: the chosen token, its logprob, and the top alternatives."""
+
+    token: str
+    logprob: float | None
+    top: dict[str, float] = field(default_factory=dict)
+    token_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """Everything canary knows about one probe request. Immutable once the request ends."""
+
+    endpoint: str
+    probe_id: str
+    repeat_index: int
+    session_id: str
+    labels: dict[str, str]
+    """Cohort labels of the endpoint at send time, including `endpoint`, `model` and `load`."""
+    request: dict[str, Any]
+    """The JSON body sent (never headers, so never secrets)."""
+    started_at: datetime
+    latency_ms: float
+    attempts: int
+    status_code: int | None = None
+    error_kind: str | None = None
+    error_detail: str | None = None
+    served_by: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """Headers that may name the backend (those listed in `served_by_headers`)."""
+    output_text: str | None = None
+    finish_reason: str | None = None
+    tokens: list[TokenLogprob] | None = None
+    """Per-position tokens and logprobs when the endpoint returned them."""
+    usage: dict[str, int] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None

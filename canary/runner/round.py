@@ -1,0 +1,276 @@
+"""One round: every probe × repeat of a suite sent to every endpoint, results handed on in batches.
+
+Endpoints run concurrently, each bounded by its own concurrency and (shared) rate limit. Probes
+that share a `session` name form one chain, sent in file order with one session id, so sticky
+routing can be checked; every other probe × repeat is an independent unit of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from canary.config.fleet import EndpointConfig, FleetConfig
+from canary.probes.model import Probe, Suite
+from canary.runner.records import ResultRecord
+from canary.runner.summary import EndpointStats, RoundSummary, StatsTally
+
+if TYPE_CHECKING:
+    # canary.endpoints imports canary.runner.records, so the runner package must not import
+    # the endpoints at module level.
+    from canary.endpoints import EndpointClient
+
+__all__ = ["EndpointStats", "RoundSummary", "plan_units", "run_round", "run_round_sync"]
+
+OnResults = Callable[[list[ResultRecord]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    probe: Probe
+    repeat_index: int
+    session_id: str
+
+
+def plan_units(suite: Suite) -> list[list[_Send]]:
+    """The round's work for one endpoint, as chains sent one request at a time.
+
+    A session's chain holds its probes in file order (each probe's repeats back to back) under
+    one fresh session id. Any other probe gets one session id for all its repeats, and each
+    repeat is its own chain of one. Session chains come first, longest first, so the sequential
+    tail overlaps the parallel work instead of trailing after it.
+    """
+    sessions: dict[str, list[_Send]] = {}
+    session_ids: dict[str, str] = {}
+    singles: list[list[_Send]] = []
+    for probe in suite.probes:
+        if probe.session is None:
+            sid = uuid.uuid4().hex
+            singles.extend([_Send(probe, r, sid)] for r in range(probe.repeat))
+            continue
+        sid = session_ids.setdefault(probe.session, uuid.uuid4().hex)
+        chain = sessions.setdefault(probe.session, [])
+        chain.extend(_Send(probe, r, sid) for r in range(probe.repeat))
+    return sorted(sessions.values(), key=len, reverse=True) + singles
+
+
+class _BatchSink:
+    """Hands records to the synchronous `on_results` in batches, one write at a time.
+
+    Writes run in a worker thread so the event loop keeps sending while the DB works; the lock
+    (FIFO) keeps writes from interleaving and in the order their batches filled.
+    """
+
+    def __init__(self, on_results: OnResults, batch_size: int) -> None:
+        self._on_results = on_results
+        self._batch_size = batch_size
+        self._pending: list[ResultRecord] = []
+        self._lock = asyncio.Lock()
+
+    async def add(self, record: ResultRecord) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= self._batch_size:
+            batch = self._pending[: self._batch_size]
+            del self._pending[: self._batch_size]
+            await self._write(batch)
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._batch_size]
+            del self._pending[: self._batch_size]
+            await self._write(batch)
+
+    async def _write(self, batch: list[ResultRecord]) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._on_results, batch)
+
+
+async def run_round(
+    fleet: FleetConfig,
+    endpoints: Sequence[EndpointConfig],
+    suite: Suite,
+    *,
+    on_results: OnResults,
+    load_shape: str = "probe",
+    concurrency: int | None = None,
+    batch_size: int = 32,
+    stop_event: asyncio.Event | None = None,
+) -> RoundSummary:
+    """Send `suite` to `endpoints` once and return what happened.
+
+    Per-request failures become error records, never exceptions. Raises `ConfigError` before
+    sending anything if an endpoint is misconfigured (unknown flavour, missing API key variable),
+    and re-raises whatever `on_results` raises, since records that cannot be stored must not be
+    silently dropped. Setting `stop_event` stops new requests; in-flight ones finish and are
+    flushed, and the summary says `interrupted`.
+    """
+    from canary.endpoints import make_client
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    started_at = datetime.now(UTC)
+    start = time.perf_counter()
+    planned = sum(p.repeat for p in suite.probes)
+
+    clients: list[EndpointClient] = []
+    try:
+        for endpoint in endpoints:
+            limits = fleet.limits_for(endpoint)
+            if concurrency is not None:
+                limits = limits.model_copy(update={"concurrency": concurrency})
+            clients.append(make_client(endpoint, limits))
+
+        sink = _BatchSink(on_results, batch_size)
+        tallies = [StatsTally(c.endpoint.name, planned) for c in clients]
+        tasks = [
+            asyncio.create_task(
+                _run_endpoint(client, plan_units(suite), load_shape, sink, tally, stop_event)
+            )
+            for client, tally in zip(clients, tallies, strict=True)
+        ]
+        try:
+            await _wait_all(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        await sink.flush()
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+    stats = tuple(t.stats() for t in tallies)
+    stopped = stop_event is not None and stop_event.is_set()
+    return RoundSummary(
+        suite=suite.name,
+        suite_version=suite.version,
+        load_shape=load_shape,
+        started_at=started_at,
+        duration_s=time.perf_counter() - start,
+        endpoints=stats,
+        interrupted=stopped and any(s.sent < s.planned for s in stats),
+    )
+
+
+def run_round_sync(
+    fleet: FleetConfig,
+    endpoints: Sequence[EndpointConfig],
+    suite: Suite,
+    *,
+    on_results: OnResults,
+    load_shape: str = "probe",
+    concurrency: int | None = None,
+    batch_size: int = 32,
+    handle_signals: bool = True,
+) -> RoundSummary:
+    """`run_round` for synchronous callers (the CLI, a scheduler's worker thread).
+
+    With `handle_signals`, in the main thread, the first SIGINT/SIGTERM stops the round
+    gracefully (in-flight requests finish and are flushed, the summary says `interrupted`) and a
+    second one cancels it outright.
+    """
+
+    async def main() -> RoundSummary:
+        stop = asyncio.Event()
+        forced = asyncio.Event()
+        installed = _install_stop_signals(stop, forced) if handle_signals else []
+        try:
+            return await run_round(
+                fleet,
+                endpoints,
+                suite,
+                on_results=on_results,
+                load_shape=load_shape,
+                concurrency=concurrency,
+                batch_size=batch_size,
+                stop_event=stop,
+            )
+        except asyncio.CancelledError:
+            if forced.is_set():
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            loop = asyncio.get_running_loop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
+
+
+def _install_stop_signals(stop: asyncio.Event, forced: asyncio.Event) -> list[signal.Signals]:
+    """First SIGINT/SIGTERM sets `stop`; a second sets `forced` and cancels the round."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and task is not None:
+            forced.set()
+            task.cancel()
+        stop.set()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+        except (NotImplementedError, RuntimeError):  # not on this platform or loop
+            continue
+        installed.append(sig)
+    return installed
+
+
+async def _run_endpoint(
+    client: EndpointClient,
+    units: list[list[_Send]],
+    load_shape: str,
+    sink: _BatchSink,
+    tally: StatsTally,
+    stop_event: asyncio.Event | None,
+) -> None:
+    labels = {**client.endpoint.cohort_labels(), "load": load_shape}
+    queue = deque(units)
+
+    async def worker() -> None:
+        while queue:
+            for send in queue.popleft():
+                if stop_event is not None and stop_event.is_set():
+                    return
+                record = await client.send(
+                    send.probe,
+                    session_id=send.session_id,
+                    repeat_index=send.repeat_index,
+                    labels=labels,
+                )
+                tally.add(record)
+                await sink.add(record)
+
+    workers = min(client.limits.concurrency, len(units))
+    await _wait_all([asyncio.create_task(worker()) for _ in range(workers)])
+
+
+async def _wait_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Await every task; on the first failure cancel the rest and raise it (no ExceptionGroup)."""
+    if not tasks:
+        return
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error

@@ -1,0 +1,13 @@
+"""The simulated serving fleet and the tiny reference model it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The shipped tiny Llama model and tokenizer, in Hugging Face format.
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+
+def model_dir() -> Path:
+    """Directory of the shipped model, loadable with `AutoModelForCausalLM.from_pretrained`."""
+    return MODEL_DIR

@@ -1,0 +1,209 @@
+"""The SQL schema, as SQLAlchemy 2.x ORM models. Every change here is an alembic revision.
+
+Results carry a `cohort_id` (a row per distinct label set) so "results of cohort X in window T"
+is an indexed range scan, and every result keeps its suite version through `probe → suite`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Integer on SQLite (so it is the rowid alias and autoincrements), BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class EndpointRow(Base):
+    """An endpoint as last seen in a fleet config."""
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base_url: Mapped[str] = mapped_column(String(1024))
+    flavour: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(255))
+    labels: Mapped[dict[str, str]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CohortRow(Base):
+    """A distinct set of cohort labels (endpoint, model, pool, region, route, load, …)."""
+
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 of the canonical JSON of `labels`."""
+    labels: Mapped[dict[str, str]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SuiteRow(Base):
+    """One version of a probe suite; a changed suite is a new row, never an update."""
+
+    __tablename__ = "suites"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProbeRow(Base):
+    """One probe of one suite version, with its full spec."""
+
+    __tablename__ = "probes"
+    __table_args__ = (UniqueConstraint("suite_id", "probe_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"))
+    probe_key: Mapped[str] = mapped_column(String(128))
+    """The probe's id inside its suite."""
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class RunRow(Base):
+    """One round: a suite sent to a selection of endpoints under one load shape."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index(None, "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    """running, completed, aborted (interrupted), failed."""
+    trigger: Mapped[str] = mapped_column(String(32), default="cli")
+    load_shape: Mapped[str] = mapped_column(String(32), default="probe")
+    selection: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ResultRow(Base):
+    """One probe request and everything it returned. Inserted whole, never updated."""
+
+    __tablename__ = "results"
+    __table_args__ = (
+        Index(None, "cohort_id", "started_at"),
+        Index(None, "endpoint_id", "started_at"),
+        Index(None, "run_id"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    probe_id: Mapped[int] = mapped_column(ForeignKey("probes.id"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    session_id: Mapped[str] = mapped_column(String(64))
+    repeat_index: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    served_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request: Mapped[dict[str, Any]] = mapped_column(Json)
+    output_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    response: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    """tokens (token, logprob, top, token_id), usage and response headers."""
+
+
+class ScoreRow(Base):
+    """One detector metric of one result (long format)."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        UniqueConstraint("result_id", "detector", "metric"),
+        Index(None, "detector", "metric"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"))
+    detector: Mapped[str] = mapped_column(String(64))
+    detector_version: Mapped[str] = mapped_column(String(32))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferenceOutputRow(Base):
+    """Cached reference-model output, keyed by model fingerprint + prompt + params."""
+
+    __tablename__ = "reference_outputs"
+    __table_args__ = (UniqueConstraint("model_fingerprint", "cache_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model_fingerprint: Mapped[str] = mapped_column(String(64))
+    cache_key: Mapped[str] = mapped_column(String(64))
+    prompt: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(Json)
+    output_text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    """Per position: token, token_id, logprob, top (token → logprob)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

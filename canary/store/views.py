@@ -1,0 +1,264 @@
+"""What the store hands back: small frozen values, and the joins that build them from rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from canary.runner.records import TokenLogprob
+from canary.store.models import (
+    CohortRow,
+    EndpointRow,
+    ProbeRow,
+    ResultRow,
+    RunRow,
+    ScoreRow,
+    SuiteRow,
+)
+
+#: Ids per `IN (…)` list: well under SQLite's and PostgreSQL's bound-parameter limits.
+_CHUNK = 1000
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: datetimes as ISO 8601, dataclasses as dicts."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, TokenLogprob | ScoreView):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run and what it stored, counted by the database."""
+
+    id: int
+    suite: str
+    suite_version: str
+    status: str
+    trigger: str
+    load_shape: str
+    started_at: datetime
+    finished_at: datetime | None
+    n_results: int
+    n_errors: int
+    """Results with an `error_kind` (the request failed or its body could not be parsed)."""
+    endpoints: list[str]
+    """Names of the endpoints with at least one stored result, sorted."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class ScoreView:
+    """One detector metric of a result, with what made it."""
+
+    detector: str
+    detector_version: str
+    metric: str
+    value: float | None
+    flagged: bool
+    evidence: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One stored probe request with its suite, cohort and scores joined in."""
+
+    id: int
+    run_id: int
+    suite: str
+    suite_version: str
+    probe_id: str
+    """The probe's key inside its suite (not the probes table id)."""
+    probe_kind: str
+    endpoint: str
+    labels: dict[str, str]
+    """The cohort labels the result was stored under."""
+    session_id: str
+    repeat_index: int
+    started_at: datetime
+    latency_ms: float
+    attempts: int
+    status_code: int | None
+    error_kind: str | None
+    error_detail: str | None
+    served_by: str | None
+    request: dict[str, Any]
+    output_text: str | None
+    finish_reason: str | None
+    tokens: list[TokenLogprob] | None
+    usage: dict[str, int] | None
+    response_headers: dict[str, str]
+    scores: list[ScoreView]
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def tokens_from_json(raw: list[dict[str, Any]] | None) -> list[TokenLogprob] | None:
+    """Rebuild the token list stored in `results.response["tokens"]`."""
+    if raw is None:
+        return None
+    return [
+        TokenLogprob(
+            token=t["token"],
+            logprob=t.get("logprob"),
+            top=dict(t.get("top") or {}),
+            token_id=t.get("token_id"),
+        )
+        for t in raw
+    ]
+
+
+_RESULT_COLUMNS = (
+    ResultRow.id,
+    ResultRow.run_id,
+    SuiteRow.name.label("suite"),
+    SuiteRow.version.label("suite_version"),
+    ProbeRow.probe_key,
+    ProbeRow.kind.label("probe_kind"),
+    EndpointRow.name.label("endpoint"),
+    CohortRow.labels,
+    ResultRow.session_id,
+    ResultRow.repeat_index,
+    ResultRow.started_at,
+    ResultRow.latency_ms,
+    ResultRow.attempts,
+    ResultRow.status_code,
+    ResultRow.error_kind,
+    ResultRow.error_detail,
+    ResultRow.served_by,
+    ResultRow.request,
+    ResultRow.output_text,
+    ResultRow.finish_reason,
+    ResultRow.response,
+)
+
+
+def fetch_results(
+    conn: Connection, where: Sequence[ColumnElement[bool]], *, limit: int | None = None
+) -> list[StoredResult]:
+    """Results matching `where`, oldest first, with suite, probe, endpoint, cohort and scores."""
+    stmt = (
+        select(*_RESULT_COLUMNS)
+        .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
+        .join(SuiteRow, SuiteRow.id == ProbeRow.suite_id)
+        .join(EndpointRow, EndpointRow.id == ResultRow.endpoint_id)
+        .join(CohortRow, CohortRow.id == ResultRow.cohort_id)
+        .where(*where)
+        .order_by(ResultRow.started_at, ResultRow.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = conn.execute(stmt).mappings().all()
+    scores = _scores(conn, [row["id"] for row in rows])
+    results = []
+    for row in rows:
+        fields = dict(row)
+        response = fields.pop("response") or {}
+        fields["probe_id"] = fields.pop("probe_key")
+        results.append(
+            StoredResult(
+                **fields,
+                tokens=tokens_from_json(response.get("tokens")),
+                usage=response.get("usage"),
+                response_headers=dict(response.get("headers") or {}),
+                scores=scores.get(row["id"], []),
+            )
+        )
+    return results
+
+
+def _scores(conn: Connection, result_ids: Sequence[int]) -> dict[int, list[ScoreView]]:
+    found: dict[int, list[ScoreView]] = {}
+    for start in range(0, len(result_ids), _CHUNK):
+        chunk = result_ids[start : start + _CHUNK]
+        rows = conn.execute(
+            select(
+                ScoreRow.result_id,
+                ScoreRow.detector,
+                ScoreRow.detector_version,
+                ScoreRow.metric,
+                ScoreRow.value,
+                ScoreRow.flagged,
+                ScoreRow.evidence,
+            )
+            .where(ScoreRow.result_id.in_(chunk))
+            .order_by(ScoreRow.result_id, ScoreRow.detector, ScoreRow.metric)
+        )
+        for result_id, *view in rows:
+            found.setdefault(result_id, []).append(ScoreView(*view))
+    return found
+
+
+def run_summaries(
+    conn: Connection, where: Sequence[ColumnElement[bool]], *, limit: int | None = None
+) -> list[RunSummary]:
+    """Runs matching `where`, newest first; counts and endpoint names come from GROUP BY."""
+    stmt = (
+        select(
+            RunRow.id,
+            SuiteRow.name,
+            SuiteRow.version,
+            RunRow.status,
+            RunRow.trigger,
+            RunRow.load_shape,
+            RunRow.started_at,
+            RunRow.finished_at,
+        )
+        .join(SuiteRow, SuiteRow.id == RunRow.suite_id)
+        .where(*where)
+        .order_by(RunRow.started_at.desc(), RunRow.id.desc())
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    runs = conn.execute(stmt).all()
+    ids = [run.id for run in runs]
+    counts = {
+        run_id: (n, n_errors)
+        for run_id, n, n_errors in conn.execute(
+            select(ResultRow.run_id, func.count(), func.count(ResultRow.error_kind))
+            .where(ResultRow.run_id.in_(ids))
+            .group_by(ResultRow.run_id)
+        )
+    }
+    names: dict[int, list[str]] = {}
+    for run_id, name in conn.execute(
+        select(ResultRow.run_id, EndpointRow.name)
+        .join(EndpointRow, EndpointRow.id == ResultRow.endpoint_id)
+        .where(ResultRow.run_id.in_(ids))
+        .group_by(ResultRow.run_id, EndpointRow.name)
+        .order_by(ResultRow.run_id, EndpointRow.name)
+    ):
+        names.setdefault(run_id, []).append(name)
+    return [
+        RunSummary(
+            id=run.id,
+            suite=run.name,
+            suite_version=run.version,
+            status=run.status,
+            trigger=run.trigger,
+            load_shape=run.load_shape,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            n_results=counts.get(run.id, (0, 0))[0],
+            n_errors=counts.get(run.id, (0, 0))[1],
+            endpoints=names.get(run.id, []),
+        )
+        for run in runs
+    ]
