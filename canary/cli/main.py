@@ -57,13 +57,14 @@ def _root(
 
 
 def _register() -> None:
-    from canary.cli import db, init, run, runs, sim
+    from canary.cli import db, init, run, runs, score, sim
 
     app.command("init")(init.init)
     app.add_typer(db.app, name="db", help="Create, migrate and inspect the database schema.")
     app.command("run")(run.run)
     app.command("runs")(runs.list_runs)
     app.command("show")(runs.show)
+    app.command("score")(score.score)
     app.add_typer(sim.app, name="sim", help="The simulated serving fleet and its tiny model.")
 
 

@@ -42,6 +42,9 @@ def run(
             "--sim", help="Start the embedded simulated fleet and probe it (ignores --fleet)."
         ),
     ] = False,
+    score: Annotated[
+        bool, typer.Option("--score/--no-score", help="Score the round's results when it ends.")
+    ] = True,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -81,6 +84,11 @@ def run(
             load_shape=load_shape,
             concurrency=concurrency,
         )
+    scoring = None
+    if score:
+        from canary.scoring import score_stored
+
+        scoring = score_stored(store, run_id=stored.run_id)
     rows = stored.summary.endpoints
     if json:
         print_json(
@@ -100,6 +108,7 @@ def run(
                     }
                     for r in rows
                 ],
+                "scoring": scoring.to_dict() if scoring else None,
             }
         )
     else:

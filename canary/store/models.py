@@ -207,3 +207,18 @@ class ReferenceOutputRow(Base):
     tokens: Mapped[list[dict[str, Any]]] = mapped_column(Json)
     """Per position: token, token_id, logprob, top (token → logprob)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DetectorSpecRow(Base):
+    """The arguments behind a detector fingerprint, so every score can be traced and rebuilt."""
+
+    __tablename__ = "detector_specs"
+    __table_args__ = (UniqueConstraint("detector", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    detector: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    """Stored in `scores.detector_version`: the version plus a hash of the arguments."""
+    version: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -263,14 +263,7 @@ class Store:
         where: list[ColumnElement[bool]] = []
         with self._read() as conn:
             if labels:
-                wanted = dict(labels)
-                cohort_ids = [
-                    cohort_id
-                    for cohort_id, cohort_labels in conn.execute(
-                        select(CohortRow.id, CohortRow.labels)
-                    )
-                    if all(cohort_labels.get(k) == v for k, v in wanted.items())
-                ]
+                cohort_ids = matching_cohort_ids(conn, labels)
                 if not cohort_ids:
                     return []
                 where.append(ResultRow.cohort_id.in_(cohort_ids))
@@ -304,6 +297,16 @@ def _upsert(conn: Connection, entity: Any) -> Any:
     """INSERT with ON CONFLICT support, in the connection's dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(entity)
+
+
+def matching_cohort_ids(conn: Connection, labels: Mapping[str, str]) -> list[int]:
+    """Ids of the cohorts carrying every ``labels`` pair (the cohorts table is small)."""
+    wanted = dict(labels)
+    return [
+        cohort_id
+        for cohort_id, cohort_labels in conn.execute(select(CohortRow.id, CohortRow.labels))
+        if all(cohort_labels.get(k) == v for k, v in wanted.items())
+    ]
 
 
 def _cohort_ids(conn: Connection, label_sets: Sequence[Mapping[str, str]]) -> dict[str, int]:

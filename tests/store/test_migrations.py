@@ -93,7 +93,7 @@ def reference_url(any_db_url: str, tmp_path: Path) -> Iterator[str]:
 def test_upgrade_equals_models_then_down_and_up(any_db_url: str) -> None:
     assert current_revision(any_db_url) is None
     upgrade(any_db_url)
-    assert current_revision(any_db_url) == head_revision() == "0001"
+    assert current_revision(any_db_url) == head_revision()
     assert schema_diff(any_db_url) == []
 
     downgrade(any_db_url, "base")
@@ -102,10 +102,24 @@ def test_upgrade_equals_models_then_down_and_up(any_db_url: str) -> None:
 
     upgrade(any_db_url, "head")
     assert schema_diff(any_db_url) == []
-    downgrade(any_db_url, "-1")
+    # Every revision steps down and back up on its own.
+    for _ in range(len(REVISIONS)):
+        downgrade(any_db_url, "-1")
     assert table_names(any_db_url) == {"alembic_version"}
-    upgrade(any_db_url, "0001")
-    assert current_revision(any_db_url) == "0001"
+    for revision in REVISIONS:
+        upgrade(any_db_url, revision)
+        assert current_revision(any_db_url) == revision
+    assert schema_diff(any_db_url) == []
+
+
+#: The revision chain, oldest first.
+REVISIONS = ["0001", "0002"]
+
+
+def test_revision_chain_is_linear_and_listed() -> None:
+    files = sorted(p.name[:4] for p in (migrations_dir() / "versions").glob("[0-9]*.py"))
+    assert files == REVISIONS
+    assert head_revision() == REVISIONS[-1]
 
 
 def test_migrated_schema_reflects_like_create_all(any_db_url: str, reference_url: str) -> None:

@@ -52,20 +52,18 @@ def test_database_at_base_needs_upgrade(any_db_url: str) -> None:
     with pytest.raises(StoreError) as caught:
         open_store(any_db_url)
     message = str(caught.value)
-    assert "is at schema revision base but this canary needs 0001" in message
+    assert f"is at schema revision base but this canary needs {head_revision()}" in message
     assert message.endswith("run `canary db upgrade`")
     assert caught.value.exit_code == ExitCode.DATA
 
 
 def test_older_revision_needs_upgrade(any_db_url: str) -> None:
-    """A database stamped at an older known revision (simulated: the migrations have one)."""
-    upgrade(any_db_url)
-    engine = create_engine(any_db_url)
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM alembic_version"))
-    engine.dispose()
-    with pytest.raises(StoreError, match="revision base but this canary needs 0001"):
+    """A database left at the first revision by an older canary."""
+    upgrade(any_db_url, "0001")
+    with pytest.raises(StoreError, match=f"revision 0001 but this canary needs {head_revision()}"):
         open_store(any_db_url)
+    upgrade(any_db_url)
+    assert open_store(any_db_url).count_results() == 0
 
 
 def test_newer_revision_says_upgrade_canary(any_db_url: str) -> None:

@@ -1,0 +1,67 @@
+"""`canary score`: (re-)score stored results with the registered detectors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.output import console, print_json
+
+if TYPE_CHECKING:
+    from canary.scoring import ScoringReport
+
+
+def score(
+    run: Annotated[int | None, typer.Option("--run", help="Only the results of this run.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only results since: 24h, 7d or an ISO time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only results before this.")] = None,
+    select: SelectOption = None,
+    detector: Annotated[
+        list[str] | None,
+        typer.Option("--detector", "-d", help="Only this detector (repeatable); default all."),
+    ] = None,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Score stored results again, e.g. after adding or changing a detector.
+
+    Scores are replaced per (result, detector, metric), so re-scoring is safe to repeat.
+    """
+    from canary.config.selection import parse_label_filters
+    from canary.detectors import detectors
+    from canary.scoring import score_stored
+    from canary.store import open_store
+    from canary.timespec import parse_time
+
+    for name in detector or ():
+        detectors.get(name)  # unknown names fail before any work, with "did you mean"
+    report = score_stored(
+        open_store(db),
+        run_id=run,
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+        labels=parse_label_filters(select or ()),
+        detectors=detector,
+    )
+    if json:
+        print_json(report.to_dict())
+        return
+    render_scoring(report)
+
+
+def render_scoring(report: ScoringReport) -> None:
+    """The per-metric table of a `ScoringReport`."""
+    table = Table(title=f"scored {report.results} results in {report.seconds:.2f} s")
+    for column in ("metric", "scored", "flagged", "rate"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for metric, n in sorted(report.scored.items()):
+        bad = report.flagged.get(metric, 0)
+        table.add_row(
+            metric, str(n), str(bad), f"{bad / n:.1%}" if n else "-", style="red" if bad else ""
+        )
+    console.print(table)

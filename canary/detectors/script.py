@@ -1,0 +1,238 @@
+"""Characters from Unicode scripts the probe does not expect, and mojibake.
+
+The output-corruption incident showed up as "สวัสดี" or Han characters in the middle of English
+answers. Scripts are matched with ``regex`` Unicode properties, never hand-written ranges: a
+character is expected when its Script *or* one of its Script_Extensions is declared, so shared
+punctuation, combining accents ("naïve") and emoji (Common) pass, while a Cyrillic "а" inside an
+English word does not.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import regex
+
+from canary.detectors.base import Detector, Score, ScoringInput, clip
+from canary.detectors.registry import register_detector
+from canary.errors import ConfigError
+
+DEFAULT_SCRIPTS = ("Latin", "Common", "Inherited")
+
+#: Scripts named in evidence. Names only; anything else is reported as its regex alias or "Other".
+NAMED_SCRIPTS = (
+    "Latin", "Greek", "Cyrillic", "Armenian", "Hebrew", "Arabic", "Syriac", "Thaana", "Nko",
+    "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada",
+    "Malayalam", "Sinhala", "Thai", "Lao", "Tibetan", "Myanmar", "Georgian", "Hangul", "Ethiopic",
+    "Cherokee", "Canadian_Aboriginal", "Ogham", "Runic", "Khmer", "Mongolian", "Hiragana",
+    "Katakana", "Bopomofo", "Han", "Yi", "Tagalog", "Javanese", "Balinese", "Braille", "Tifinagh",
+    "Vai", "Coptic", "Common", "Inherited", "Unknown",
+)  # fmt: skip
+
+_SPLIT_BY_SCRIPT = regex.compile(
+    "|".join(f"(?P<{name}>\\p{{Script={name}}}+)" for name in NAMED_SCRIPTS) + "|(?P<Other>.)",
+    regex.DOTALL,
+)
+# Spans of one script separated only by this (spaces, punctuation) are shown as one span.
+_JOINABLE_GAP = regex.compile(r"[^\p{L}\p{N}]{0,3}")
+_CONTROL = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@functools.lru_cache(maxsize=256)
+def unexpected_pattern(scripts: frozenset[str]) -> regex.Pattern[str]:
+    """Compiled pattern matching runs of characters outside ``scripts``."""
+    validate_scripts(scripts)
+    allowed = "".join(
+        f"\\p{{Script={name}}}\\p{{Script_Extensions={name}}}" for name in sorted(scripts)
+    )
+    return regex.compile(f"[^{allowed}]+")
+
+
+@functools.lru_cache(maxsize=16)
+def _script_class(scripts: tuple[str, ...]) -> regex.Pattern[str] | None:
+    if not scripts:
+        return None
+    validate_scripts(scripts)
+    return regex.compile("[" + "".join(f"\\p{{Script={name}}}" for name in scripts) + "]")
+
+
+def _letter(text: str, at: int) -> bool:
+    return 0 <= at < len(text) and text[at].isalpha()
+
+
+def validate_scripts(names: Iterable[str]) -> None:
+    """Raise `ConfigError` for a name that is not a Unicode script, suggesting a close one."""
+    for name in names:
+        try:
+            regex.compile(f"\\p{{Script={name}}}")
+        except regex.error:
+            close = difflib.get_close_matches(name, NAMED_SCRIPTS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown Unicode script {name!r} in expect.scripts{hint} "
+                "(use Unicode script names such as Latin, Han, Cyrillic, Common)"
+            ) from None
+
+
+def expected_scripts(expect: dict[str, Any], default: Iterable[str]) -> frozenset[str]:
+    """The probe's declared scripts (``expect.scripts``, a name or a list), else ``default``."""
+    declared = expect.get("scripts")
+    if declared is None:
+        return frozenset(default)
+    if isinstance(declared, str):
+        return frozenset({declared})
+    return frozenset(declared)
+
+
+@register_detector
+@dataclass(frozen=True)
+class ScriptDetector(Detector):
+    """Flags characters of undeclared Unicode scripts, and text damaged by bad decoding."""
+
+    name: ClassVar[str] = "script"
+    version: ClassVar[str] = "1"
+    kinds: ClassVar[frozenset[str]] = frozenset({"*"})
+
+    default_scripts: tuple[str, ...] = DEFAULT_SCRIPTS
+    """Scripts expected when a probe declares none."""
+    context: int = 20
+    """Characters of context kept on each side of an offending span."""
+    max_spans: int = 10
+    """Most spans kept in evidence; counts cover all of them."""
+    lone_letters_ok: tuple[str, ...] = ("Greek",)
+    """Scripts whose single letters standing apart are fine ("π ≈ 3.14", "α-helix", "Δt");
+    inside a word they are still flagged, as homoglyphs."""
+    check_mojibake: bool = True
+    """Also score `mojibake` (ftfy's detector, U+FFFD and control characters)."""
+
+    def measure(self, inp: ScoringInput) -> list[Score]:
+        text = inp.output_text or ""
+        scripts = expected_scripts(inp.probe.expect, self.default_scripts)
+        scores = [*self._script_scores(text, scripts)]
+        if self.check_mojibake:
+            scores.append(self._mojibake_score(text))
+        return scores
+
+    def _script_scores(self, text: str, scripts: frozenset[str]) -> list[Score]:
+        pattern = unexpected_pattern(scripts)
+        fraction = None if not text else 0.0
+        clean = [Score("unexpected_script", 0.0), Score("unexpected_char_fraction", fraction)]
+        if not text or pattern.search(text) is None:
+            return clean
+        lone_ok = _script_class(self.lone_letters_ok)
+        runs = [
+            (m.start(), m.end())
+            for m in pattern.finditer(text)
+            if not (
+                m.end() - m.start() == 1
+                and lone_ok is not None
+                and lone_ok.match(text, m.start()) is not None
+                and not _letter(text, m.start() - 1)
+                and not _letter(text, m.end())
+            )
+        ]
+        if not runs:
+            return clean
+        count = sum(end - start for start, end in runs)
+        spans = self._spans(text, runs, pattern)
+        evidence = {
+            "expected": sorted(scripts),
+            "unexpected_chars": count,
+            "scripts": sorted({span["script"] for span in spans}),
+            "spans": spans[: self.max_spans],
+            "spans_total": len(spans),
+        }
+        return [
+            Score("unexpected_script", 1.0, flagged=True, evidence=evidence),
+            Score("unexpected_char_fraction", count / len(text)),
+        ]
+
+    def _spans(
+        self, text: str, runs: list[tuple[int, int]], unexpected: regex.Pattern[str]
+    ) -> list[dict[str, Any]]:
+        """Split runs by script, join same-script pieces across short gaps, add context."""
+        pieces: list[list[Any]] = []
+        for start, end in runs:
+            for m in _SPLIT_BY_SCRIPT.finditer(text, start, end):
+                script = m.lastgroup or "Other"
+                if script == "Other":
+                    script = _script_name(m.group())
+                last = pieces[-1] if pieces else None
+                if (
+                    last is not None
+                    and last[2] == script
+                    and _JOINABLE_GAP.fullmatch(text, last[1], m.start()) is not None
+                ):
+                    last[1] = m.end()
+                else:
+                    pieces.append([m.start(), m.end(), script])
+            if len(pieces) > self.max_spans:
+                break
+        c = self.context
+        return [
+            {
+                "start": start,
+                "end": end,
+                "text": clip(text[start:end], 80),
+                "script": script,
+                "context": text[max(0, start - c) : end + c],
+                "in_word": _expected_letter(text, start - 1, unexpected)
+                or _expected_letter(text, end, unexpected),
+            }
+            for start, end, script in pieces
+        ]
+
+    def _mojibake_score(self, text: str) -> Score:
+        from ftfy import fix_text
+        from ftfy.badness import BADNESS_RE, is_bad
+
+        reasons: list[dict[str, Any]] = []
+        if "\ufffd" in text:
+            reasons.append(self._located("replacement_char", text, text.index("\ufffd")))
+        if (control := _CONTROL.search(text)) is not None:
+            reasons.append(self._located("control_char", text, control.start()))
+        if not text.isascii() and is_bad(text):  # mojibake needs non-ASCII; skip ftfy's scan
+            bad = BADNESS_RE.search(text)
+            at = bad.start() if bad is not None else 0
+            reason = self._located("mojibake", text, at)
+            reason["fixed"] = clip(fix_text(reason["context"]))
+            reasons.append(reason)
+        if not reasons:
+            return Score("mojibake", 0.0)
+        return Score("mojibake", 1.0, flagged=True, evidence={"reasons": reasons})
+
+    def _located(self, reason: str, text: str, at: int) -> dict[str, Any]:
+        c = self.context
+        return {"reason": reason, "offset": at, "context": text[max(0, at - c) : at + c + 1]}
+
+
+def _expected_letter(text: str, at: int, unexpected: regex.Pattern[str]) -> bool:
+    """Whether ``text[at]`` is a letter of an expected script (a homoglyph's neighbour)."""
+    return 0 <= at < len(text) and text[at].isalpha() and unexpected.match(text, at) is None
+
+
+def _script_name(char: str) -> str:
+    """The Script of ``char`` when it is not one of `NAMED_SCRIPTS` (rare: evidence only)."""
+    for name in _all_script_names():
+        if regex.match(f"\\p{{Script={name}}}", char):
+            return name.title()
+    return "Other"
+
+
+@functools.cache
+def _all_script_names() -> tuple[str, ...]:
+    try:  # regex keeps its Unicode property tables in a private module; names only, if present
+        from regex import _regex
+
+        _, values = _regex.get_properties()["SCRIPT"]
+    except Exception:
+        return ()
+    longest: dict[int, str] = {}
+    for alias, ident in values.items():
+        if len(alias) > len(longest.get(ident, "")):
+            longest[ident] = alias
+    return tuple(longest.values())

@@ -1,0 +1,277 @@
+"""Token-level agreement between an endpoint and a reference model, as pure functions.
+
+The approximate top-k miscompilation dropped the most probable token: greedy outputs diverged
+from what the model actually predicts, while text-level checks saw nothing odd. Comparing the
+endpoint's tokens with a reference model's predictions at the same positions exposes it.
+
+How it is called: the reference runner scores the endpoint's own output with the reference model
+(teacher forcing), giving one `TokenLogprob` per endpoint position whose ``top`` holds the
+reference's most likely next tokens; then ``compare_to_reference(endpoint_tokens,
+reference_tokens, endpoint_text, reference_text)`` returns a `TopkAgreement`, and
+``agreement.to_scores()`` the metrics to store. A reference produced by free greedy decoding works
+too: positions after the first divergence then compare different contexts, so read
+``first_divergence`` and ``prefix_agreement`` rather than the rates.
+
+Both sides must use the same tokenizer; tokens are compared as strings. Endpoints that return no
+logprobs are compared on their tokens, or on the text when they return no tokens either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from canary.detectors.base import Score, clip
+from canary.runner.records import TokenLogprob
+
+#: A reference top-1 at least this likely (logprob ≥ log 0.9) should never be passed over by a
+#: greedy endpoint; a divergence there is flagged.
+CONFIDENT_LOGPROB = math.log(0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class TopkAgreement:
+    """How closely an endpoint's tokens follow the reference model's predictions."""
+
+    method: str
+    """``logprobs`` (tokens with logprobs), ``tokens`` (tokens only) or ``text``."""
+    positions: int
+    """Aligned positions compared (0 for ``text``)."""
+    top1_agreement: float | None = None
+    """Share of positions where the endpoint chose the reference's top-1 token."""
+    first_divergence: int | None = None
+    """First position (token index; character index for ``text``) where they differ."""
+    ref_top1_in_topk: float | None = None
+    """Share of positions where the reference top-1 is among the endpoint's returned top-k."""
+    mean_logprob_gap: float | None = None
+    """Mean of endpoint top-1 logprob − endpoint logprob of the reference top-1 (≥ 0)."""
+    max_logprob_gap: float | None = None
+    mean_kl: float | None = None
+    """Mean KL(reference ‖ endpoint) in nats over the shared top-k, renormalised."""
+    max_kl: float | None = None
+    prefix_agreement: float | None = None
+    """Common prefix / reference length, in tokens (or characters for ``text``)."""
+    divergence: dict[str, Any] | None = None
+    """What happened at `first_divergence`: both tokens, both top-k, the preceding text."""
+    confident_divergence: bool = False
+    """The endpoint passed over a reference top-1 of probability ≥ 0.9."""
+
+    def to_scores(self) -> list[Score]:
+        """The metrics to store; only a confident divergence is flagged."""
+        scores = [
+            Score("top1_agreement", self.top1_agreement),
+            Score(
+                "first_divergence",
+                None if self.first_divergence is None else float(self.first_divergence),
+                flagged=self.confident_divergence,
+                evidence=self.divergence,
+            ),
+            Score("prefix_agreement", self.prefix_agreement),
+        ]
+        if self.method == "logprobs":
+            scores += [
+                Score("ref_top1_in_topk", self.ref_top1_in_topk),
+                Score("mean_logprob_gap", self.mean_logprob_gap),
+                Score("mean_shared_kl", self.mean_kl),
+            ]
+        return scores
+
+
+def top1(position: TokenLogprob) -> str:
+    """The most likely token at a position: the best of ``top``, else the chosen token."""
+    if position.top:
+        return max(position.top.items(), key=lambda item: item[1])[0]
+    return position.token
+
+
+def top1_agreement(
+    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob]
+) -> list[bool]:
+    """Per aligned position: did the endpoint choose the reference's top-1 token?"""
+    return [e.token == top1(r) for e, r in zip(endpoint, reference, strict=False)]
+
+
+def first_divergence(
+    agreement: Sequence[bool], endpoint_len: int, reference_len: int
+) -> int | None:
+    """First disagreeing position; the shorter length when one side stops early; else `None`."""
+    for index, agrees in enumerate(agreement):
+        if not agrees:
+            return index
+    return None if endpoint_len == reference_len else min(endpoint_len, reference_len)
+
+
+def ref_top1_in_topk_rate(
+    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob]
+) -> float | None:
+    """Share of positions (where the endpoint returned a top-k) holding the reference top-1."""
+    hits = total = 0
+    for e, r in zip(endpoint, reference, strict=False):
+        if e.top:
+            total += 1
+            best = top1(r)
+            hits += best in e.top or best == e.token
+    return hits / total if total else None
+
+
+def logprob_gap(endpoint: TokenLogprob, reference: TokenLogprob) -> float | None:
+    """Endpoint top-1 logprob minus the endpoint's logprob of the reference top-1.
+
+    0 when the endpoint ranks the reference's choice first; `None` when the endpoint did not
+    return a logprob for that token (it fell out of the returned top-k).
+    """
+    known = _logprobs(endpoint)
+    best = top1(reference)
+    if best not in known:
+        return None
+    return max(known.values()) - known[best]
+
+
+def shared_topk_kl(endpoint: TokenLogprob, reference: TokenLogprob) -> float | None:
+    """KL(reference ‖ endpoint) in nats over the tokens both top-k lists hold, renormalised.
+
+    `None` when the lists share no token; 0 when they share one (nothing to compare).
+    """
+    ref, end = _logprobs(reference), _logprobs(endpoint)
+    shared = [t for t in ref if t in end]
+    if not shared:
+        return None
+    ref_norm = _logsumexp([ref[t] for t in shared])
+    end_norm = _logsumexp([end[t] for t in shared])
+    kl = 0.0
+    for t in shared:
+        log_p = ref[t] - ref_norm
+        kl += math.exp(log_p) * (log_p - (end[t] - end_norm))
+    return max(0.0, kl)
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """Characters ``a`` and ``b`` share from the start."""
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return min(len(a), len(b))
+
+
+def text_prefix_agreement(endpoint_text: str, reference_text: str) -> float | None:
+    """Common prefix characters / reference length (1 when both are empty)."""
+    if not reference_text:
+        return 1.0 if not endpoint_text else 0.0
+    return common_prefix_length(endpoint_text, reference_text) / len(reference_text)
+
+
+def token_prefix_agreement(
+    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob]
+) -> float | None:
+    """Common prefix of chosen tokens / reference length."""
+    if not reference:
+        return 1.0 if not endpoint else 0.0
+    common = 0
+    for e, r in zip(endpoint, reference, strict=False):
+        if e.token != r.token:
+            break
+        common += 1
+    return common / len(reference)
+
+
+def compare_to_reference(
+    endpoint: Sequence[TokenLogprob] | None,
+    reference: Sequence[TokenLogprob] | None,
+    endpoint_text: str | None = None,
+    reference_text: str | None = None,
+) -> TopkAgreement:
+    """Everything above in one value, using the richest data both sides have."""
+    if not endpoint or not reference:
+        return _compare_text(endpoint_text or "", reference_text or "")
+    agreement = top1_agreement(endpoint, reference)
+    divergence_at = first_divergence(agreement, len(endpoint), len(reference))
+    divergence, confident = _divergence(endpoint, reference, divergence_at)
+    base = TopkAgreement(
+        method="tokens",
+        positions=len(agreement),
+        top1_agreement=sum(agreement) / len(agreement),
+        first_divergence=divergence_at,
+        prefix_agreement=token_prefix_agreement(endpoint, reference),
+        divergence=divergence,
+        confident_divergence=confident,
+    )
+    if not any(e.top or e.logprob is not None for e in endpoint):
+        return base
+    pairs = list(zip(endpoint, reference, strict=False))
+    gaps = [g for e, r in pairs if (g := logprob_gap(e, r)) is not None]
+    kls = [k for e, r in pairs if (k := shared_topk_kl(e, r)) is not None]
+    return dataclasses.replace(
+        base,
+        method="logprobs",
+        ref_top1_in_topk=ref_top1_in_topk_rate(endpoint, reference),
+        mean_logprob_gap=sum(gaps) / len(gaps) if gaps else None,
+        max_logprob_gap=max(gaps) if gaps else None,
+        mean_kl=sum(kls) / len(kls) if kls else None,
+        max_kl=max(kls) if kls else None,
+    )
+
+
+def _compare_text(endpoint_text: str, reference_text: str) -> TopkAgreement:
+    prefix = common_prefix_length(endpoint_text, reference_text)
+    same = endpoint_text == reference_text
+    divergence = None
+    if not same:
+        divergence = {
+            "index": prefix,
+            "endpoint": clip(endpoint_text[prefix : prefix + 40], 40),
+            "reference": clip(reference_text[prefix : prefix + 40], 40),
+            "before": endpoint_text[max(0, prefix - 40) : prefix],
+        }
+    return TopkAgreement(
+        method="text",
+        positions=0,
+        first_divergence=None if same else prefix,
+        prefix_agreement=text_prefix_agreement(endpoint_text, reference_text),
+        divergence=divergence,
+    )
+
+
+def _divergence(
+    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob], at: int | None
+) -> tuple[dict[str, Any] | None, bool]:
+    if at is None:
+        return None, False
+    e = endpoint[at] if at < len(endpoint) else None
+    r = reference[at] if at < len(reference) else None
+    ref_logprobs = _logprobs(r) if r is not None else {}
+    best = top1(r) if r is not None else None
+    confident = (
+        e is not None
+        and best is not None
+        and best in ref_logprobs
+        and ref_logprobs[best] >= CONFIDENT_LOGPROB
+    )
+    evidence = {
+        "index": at,
+        "endpoint_token": e.token if e is not None else None,
+        "reference_top1": best,
+        "endpoint_top": dict(_top_n(e.top, 5)) if e is not None else {},
+        "reference_top": dict(_top_n(r.top, 5)) if r is not None else {},
+        "before": clip("".join(t.token for t in endpoint[max(0, at - 10) : at]), 80),
+    }
+    return evidence, bool(confident)
+
+
+def _logprobs(position: TokenLogprob) -> dict[str, float]:
+    """Every logprob a position carries: its top-k plus the chosen token's."""
+    known = dict(position.top)
+    if position.logprob is not None:
+        known.setdefault(position.token, position.logprob)
+    return known
+
+
+def _top_n(top: dict[str, float], n: int) -> list[tuple[str, float]]:
+    return sorted(top.items(), key=lambda item: item[1], reverse=True)[:n]
+
+
+def _logsumexp(values: list[float]) -> float:
+    peak = max(values)
+    return peak + math.log(sum(math.exp(v - peak) for v in values))

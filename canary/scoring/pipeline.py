@@ -1,0 +1,169 @@
+"""Run the registered detectors over stored results and store their scores.
+
+Scoring reads results in id-ordered batches and upserts scores batch by batch, so it runs in
+constant memory and can re-score months of history (`canary score --since 30d`) after a detector
+changes. Per-result detectors come from `canary.detectors`; detectors that need the whole group
+of repeats or a reference model are in `canary.scoring.groups`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from canary.probes.model import Probe
+from canary.runner.records import TokenLogprob
+
+if TYPE_CHECKING:
+    from canary.store import Store
+    from canary.store.scores import ScorableResult, ScoreToSave
+
+
+@dataclass(frozen=True)
+class ScoringReport:
+    """What a scoring pass did."""
+
+    results: int
+    scores: int
+    seconds: float
+    flagged: Mapping[str, int] = field(default_factory=dict)
+    """Flagged results per metric."""
+    scored: Mapping[str, int] = field(default_factory=dict)
+    """Scored results per metric."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "scores": self.scores,
+            "seconds": round(self.seconds, 3),
+            "metrics": {
+                m: {"scored": n, "flagged": self.flagged.get(m, 0)}
+                for m, n in sorted(self.scored.items())
+            },
+        }
+
+
+def score_stored(
+    store: Store,
+    *,
+    run_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    labels: Mapping[str, str] | None = None,
+    detectors: Iterable[str] | None = None,
+    batch_size: int = 5000,
+) -> ScoringReport:
+    """Score the stored results that match the filters with ``detectors`` (default: all)."""
+    from canary.detectors import default_detector
+    from canary.detectors import detectors as registry
+    from canary.scoring.groups import score_groups
+    from canary.store.scores import record_detector_specs, save_scores, scorable_batches
+
+    names = list(detectors) if detectors is not None else registry.names()
+    built = [default_detector(name) for name in names]
+    record_detector_specs(
+        store, [(d.name, d.spec.fingerprint, d.version, d.spec.args) for d in built]
+    )
+    fingerprints = {d.name: d.spec.fingerprint for d in built}
+    probes = _ProbeCache(store)
+    started = time.perf_counter()
+    results = 0
+    scored: Counter[str] = Counter()
+    flagged: Counter[str] = Counter()
+    for batch in scorable_batches(
+        store, run_id=run_id, since=since, until=until, labels=labels, batch_size=batch_size
+    ):
+        probes.load(r.probe_row_id for r in batch)
+        to_save = _score_batch(batch, probes, built, fingerprints)
+        save_scores(store, to_save)
+        results += len(batch)
+        for s in to_save:
+            scored[s.metric] += 1
+            flagged[s.metric] += s.flagged
+    group_scores = score_groups(store, run_id=run_id, since=since, until=until, labels=labels)
+    for s in group_scores:
+        scored[s.metric] += 1
+        flagged[s.metric] += s.flagged
+    return ScoringReport(
+        results=results,
+        scores=sum(scored.values()),
+        seconds=time.perf_counter() - started,
+        flagged=dict(flagged),
+        scored=dict(scored),
+    )
+
+
+def _score_batch(
+    batch: list[ScorableResult],
+    probes: _ProbeCache,
+    built: list[Any],
+    fingerprints: Mapping[str, str],
+) -> list[ScoreToSave]:
+    from canary.detectors import ScoringInput
+    from canary.store.scores import ScoreToSave
+
+    out: list[ScoreToSave] = []
+    for r in batch:
+        probe = probes.get(r.probe_row_id)
+        applicable = [d for d in built if d.applies_to(probe)]
+        if not applicable:
+            continue
+        inp = ScoringInput(
+            probe=probe,
+            output_text=r.output_text,
+            error_kind=r.error_kind,
+            tokens=tokens_from_json(r.tokens),
+            finish_reason=r.finish_reason,
+        )
+        for detector in applicable:
+            for score in detector.score(inp):
+                out.append(
+                    ScoreToSave(
+                        r.result_id,
+                        detector.name,
+                        fingerprints[detector.name],
+                        score.metric,
+                        score.value,
+                        score.flagged,
+                        score.evidence,
+                    )
+                )
+    return out
+
+
+def tokens_from_json(tokens: list[dict[str, Any]] | None) -> list[TokenLogprob] | None:
+    """Stored token dicts back into `TokenLogprob`s."""
+    if tokens is None:
+        return None
+    return [
+        TokenLogprob(
+            token=t.get("token", ""),
+            logprob=t.get("logprob"),
+            top=t.get("top") or {},
+            token_id=t.get("token_id"),
+        )
+        for t in tokens
+    ]
+
+
+class _ProbeCache:
+    """Probe models by probe row id, parsed once per scoring pass."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._probes: dict[int, Probe] = {}
+
+    def load(self, ids: Iterable[int]) -> None:
+        from canary.store.scores import probe_specs
+
+        missing = {i for i in ids if i not in self._probes}
+        if missing:
+            for row_id, spec in probe_specs(self._store, sorted(missing)).items():
+                self._probes[row_id] = Probe.model_validate(spec)
+
+    def get(self, row_id: int) -> Probe:
+        return self._probes[row_id]

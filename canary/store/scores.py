@@ -1,0 +1,159 @@
+"""Reading results for scoring and writing detector scores, in batches sized for 100k+ rows.
+
+Scores are upserted on (result, detector, metric): re-scoring with a new detector version
+replaces the old value, and `detector_specs` keeps the arguments behind each fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from canary.store.models import DetectorSpecRow, ProbeRow, ResultRow, ScoreRow, utcnow
+from canary.store.repository import Store, matching_cohort_ids
+
+
+@dataclass(frozen=True, slots=True)
+class ScorableResult:
+    """The columns of a stored result that detectors read."""
+
+    result_id: int
+    probe_row_id: int
+    output_text: str | None
+    error_kind: str | None
+    finish_reason: str | None
+    tokens: list[dict[str, Any]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreToSave:
+    """One score of one result, with the detector fingerprint that made it."""
+
+    result_id: int
+    detector: str
+    fingerprint: str
+    metric: str
+    value: float | None
+    flagged: bool
+    evidence: dict[str, Any] | None
+
+
+def scorable_batches(
+    store: Store,
+    *,
+    run_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    labels: Mapping[str, str] | None = None,
+    batch_size: int = 5000,
+) -> Iterator[list[ScorableResult]]:
+    """Results to score, oldest id first, in batches (keyset pagination: constant memory)."""
+    where: list[ColumnElement[bool]] = []
+    if run_id is not None:
+        where.append(ResultRow.run_id == run_id)
+    if since is not None:
+        where.append(ResultRow.started_at >= since)
+    if until is not None:
+        where.append(ResultRow.started_at < until)
+    if labels:
+        with store.engine.connect() as conn:
+            cohorts = matching_cohort_ids(conn, labels)
+        if not cohorts:
+            return
+        where.append(ResultRow.cohort_id.in_(cohorts))
+    last_id = 0
+    columns = (
+        ResultRow.id,
+        ResultRow.probe_id,
+        ResultRow.output_text,
+        ResultRow.error_kind,
+        ResultRow.finish_reason,
+        ResultRow.response,
+    )
+    while True:
+        query = (
+            select(*columns)
+            .where(ResultRow.id > last_id, *where)
+            .order_by(ResultRow.id)
+            .limit(batch_size)
+        )
+        with store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        yield [
+            ScorableResult(r[0], r[1], r[2], r[3], r[4], (r[5] or {}).get("tokens")) for r in rows
+        ]
+        last_id = rows[-1][0]
+
+
+def probe_specs(store: Store, probe_row_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Probe specs (the suite file's row) by probe row id."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(ProbeRow.id, ProbeRow.spec).where(ProbeRow.id.in_(sorted(set(probe_row_ids))))
+        ).all()
+    return {row_id: spec for row_id, spec in rows}
+
+
+def save_scores(store: Store, scores: Sequence[ScoreToSave]) -> int:
+    """Upsert a batch of scores in one transaction; returns how many were written."""
+    if not scores:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "result_id": s.result_id,
+            "detector": s.detector,
+            "detector_version": s.fingerprint,
+            "metric": s.metric,
+            "value": s.value,
+            "flagged": s.flagged,
+            "evidence": s.evidence,
+            "created_at": now,
+        }
+        for s in scores
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(_upsert(conn), rows)  # executemany: batched by SQLAlchemy's insertmanyvalues
+    return len(rows)
+
+
+def _upsert(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(ScoreRow)
+    return statement.on_conflict_do_update(
+        index_elements=["result_id", "detector", "metric"],
+        set_={
+            "detector_version": statement.excluded.detector_version,
+            "value": statement.excluded.value,
+            "flagged": statement.excluded.flagged,
+            "evidence": statement.excluded.evidence,
+            "created_at": statement.excluded.created_at,
+        },
+    )
+
+
+def record_detector_specs(
+    store: Store, specs: Sequence[tuple[str, str, str, Mapping[str, Any]]]
+) -> None:
+    """Remember (detector, fingerprint, version, args) so stored scores stay traceable."""
+    if not specs:
+        return
+    rows = [
+        {"detector": d, "fingerprint": f, "version": v, "args": dict(a), "created_at": utcnow()}
+        for d, f, v, a in specs
+    ]
+    with store.engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(DetectorSpecRow).on_conflict_do_nothing(
+                index_elements=["detector", "fingerprint"]
+            ),
+            rows,
+        )
