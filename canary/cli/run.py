@@ -130,6 +130,10 @@ def run(
                 style=style,
             )
         console.print(table)
+        if scoring is not None:
+            from canary.cli.score import render_scoring
+
+            render_scoring(scoring)
         console.print(
             f"stored in run [bold]{stored.run_id}[/]; see `canary runs`, `canary show ID`"
         )

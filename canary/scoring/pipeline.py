@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canary.probes.model import Probe
@@ -55,9 +56,15 @@ def score_stored(
     until: datetime | None = None,
     labels: Mapping[str, str] | None = None,
     detectors: Iterable[str] | None = None,
+    reference: bool = True,
+    reference_model: Path | None = None,
     batch_size: int = 5000,
 ) -> ScoringReport:
-    """Score the stored results that match the filters with ``detectors`` (default: all)."""
+    """Score the stored results that match the filters with ``detectors`` (default: all).
+
+    With ``reference``, greedy topk/routing probes and sampling probes are also scored against
+    the reference model (``reference_model``, default the shipped tiny model).
+    """
     from canary.detectors import default_detector
     from canary.detectors import detectors as registry
     from canary.scoring.groups import score_groups
@@ -69,7 +76,7 @@ def score_stored(
         store, [(d.name, d.spec.fingerprint, d.version, d.spec.args) for d in built]
     )
     fingerprints = {d.name: d.spec.fingerprint for d in built}
-    probes = _ProbeCache(store)
+    probes = ProbeCache(store)
     started = time.perf_counter()
     results = 0
     scored: Counter[str] = Counter()
@@ -85,6 +92,12 @@ def score_stored(
             scored[s.metric] += 1
             flagged[s.metric] += s.flagged
     group_scores = score_groups(store, run_id=run_id, since=since, until=until, labels=labels)
+    if reference:
+        from canary.scoring.reference import ReferenceScorer
+
+        group_scores += ReferenceScorer(store, reference_model).score(
+            run_id=run_id, since=since, until=until, labels=labels
+        )
     for s in group_scores:
         scored[s.metric] += 1
         flagged[s.metric] += s.flagged
@@ -99,7 +112,7 @@ def score_stored(
 
 def _score_batch(
     batch: list[ScorableResult],
-    probes: _ProbeCache,
+    probes: ProbeCache,
     built: list[Any],
     fingerprints: Mapping[str, str],
 ) -> list[ScoreToSave]:
@@ -150,7 +163,7 @@ def tokens_from_json(tokens: list[dict[str, Any]] | None) -> list[TokenLogprob] 
     ]
 
 
-class _ProbeCache:
+class ProbeCache:
     """Probe models by probe row id, parsed once per scoring pass."""
 
     def __init__(self, store: Store) -> None:

@@ -23,6 +23,8 @@ class ScorableResult:
     """The columns of a stored result that detectors read."""
 
     result_id: int
+    run_id: int
+    endpoint_id: int
     probe_row_id: int
     output_text: str | None
     error_kind: str | None
@@ -50,10 +52,18 @@ def scorable_batches(
     since: datetime | None = None,
     until: datetime | None = None,
     labels: Mapping[str, str] | None = None,
+    kinds: Sequence[str] | None = None,
     batch_size: int = 5000,
 ) -> Iterator[list[ScorableResult]]:
-    """Results to score, oldest id first, in batches (keyset pagination: constant memory)."""
+    """Results to score, oldest id first, in batches (keyset pagination: constant memory).
+
+    ``kinds`` keeps only results of probes of those kinds.
+    """
     where: list[ColumnElement[bool]] = []
+    if kinds is not None:
+        where.append(
+            ResultRow.probe_id.in_(select(ProbeRow.id).where(ProbeRow.kind.in_(list(kinds))))
+        )
     if run_id is not None:
         where.append(ResultRow.run_id == run_id)
     if since is not None:
@@ -69,6 +79,8 @@ def scorable_batches(
     last_id = 0
     columns = (
         ResultRow.id,
+        ResultRow.run_id,
+        ResultRow.endpoint_id,
         ResultRow.probe_id,
         ResultRow.output_text,
         ResultRow.error_kind,
@@ -87,7 +99,8 @@ def scorable_batches(
         if not rows:
             return
         yield [
-            ScorableResult(r[0], r[1], r[2], r[3], r[4], (r[5] or {}).get("tokens")) for r in rows
+            ScorableResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], (r[7] or {}).get("tokens"))
+            for r in rows
         ]
         last_id = rows[-1][0]
 

@@ -1,0 +1,106 @@
+"""How long scoring 100k stored results takes, end to end: read from SQL, detect, upsert scores.
+
+    python -m benchmarks.scoring_speed [--results 100000] [--pg URL]
+
+Prints one row per database: results, scores written, seconds, results per second. The outputs
+are synthetic but realistic in length and mix (prose, code, a few corrupted answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from canary.config.fleet import EndpointConfig
+from canary.probes.model import Probe, Suite
+from canary.runner.records import ResultRecord
+from canary.scoring import score_stored
+from canary.store import open_store
+
+SUITE = Suite(
+    name="bench",
+    probes=[
+        Probe(id="prose", kind="script", prompt="Describe the function."),
+        Probe(id="entropy", kind="entropy", prompt="Explain the module."),
+        Probe(id="code", kind="code", prompt="Write a function.", expect={"language": "python"}),
+        Probe(id="answer", kind="fixed", prompt="2+2=", expect={"exact": "4"}),
+    ],
+)
+PROSE = (
+    "Return the number of items in the container. If the argument is None, the default value "
+    "is used instead and a new list is created for the caller."
+)
+CODE = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+def fill(url: str, n: int) -> float:
+    store = open_store(url)
+    suite_id = store.register_suite(SUITE)
+    endpoint = EndpointConfig(name="bench", base_url="http://b/v1", model="m")
+    store.register_endpoints([endpoint])
+    run_id = store.start_run(suite_id)
+    rng = random.Random(0)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    batch: list[ResultRecord] = []
+    for i in range(n):
+        probe = SUITE.probes[i % 4]
+        text = {"prose": PROSE, "entropy": PROSE, "code": CODE, "answer": "4"}[probe.id]
+        if rng.random() < 0.01:
+            text = text[:40] + " สวัสดี " + text[40:]
+        batch.append(
+            ResultRecord(
+                endpoint="bench",
+                probe_id=probe.id,
+                repeat_index=i,
+                session_id=str(i),
+                labels={"endpoint": "bench", "model": "m", "load": "probe"},
+                request={},
+                started_at=t0 + timedelta(milliseconds=i),
+                latency_ms=1.0,
+                attempts=1,
+                output_text=text,
+                finish_reason="stop",
+            )
+        )
+        if len(batch) == 10_000:
+            store.save_results(run_id, suite_id, batch)
+            batch = []
+    store.save_results(run_id, suite_id, batch)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=int, default=100_000)
+    parser.add_argument("--pg", help="also measure on this PostgreSQL URL (an empty database)")
+    args = parser.parse_args()
+    table = Table(title=f"scoring {args.results:,} stored results")
+    for column in ("database", "insert s", "score s", "scores written", "results/s"):
+        table.add_column(column, justify="right")
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
+        if args.pg:
+            urls.append(("postgresql", args.pg))
+        for name, url in urls:
+            insert_s = fill(url, args.results)
+            report = score_stored(open_store(url), reference=False)
+            table.add_row(
+                name,
+                f"{insert_s:.1f}",
+                f"{report.seconds:.1f}",
+                f"{report.scores:,}",
+                f"{report.results / report.seconds:,.0f}",
+            )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Scoring against the reference model: top-token agreement and sampling-distribution fit.
+
+Greedy `topk` and `routing` probes are compared position by position with the reference
+model's fp32 greedy continuation (`canary.detectors.topk`); only a divergence where the reference
+was confident is flagged, so honest bf16 near-ties are measured but not alarmed on. `sampling`
+probes are judged as a group: the first tokens of n samples are G-tested against the reference's
+temperature/top-k/top-p-filtered distribution, and a token the correct sampler could never draw
+is flagged on its own. torch loads only when such results exist.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from canary.probes.model import Probe
+    from canary.reference import ReferenceModel
+    from canary.store import Store
+    from canary.store.scores import ScorableResult, ScoreToSave
+
+TOPK_KINDS = ("topk", "routing")
+SAMPLING_KINDS = ("sampling",)
+TOPK_VERSION = "1"
+SAMPLING_VERSION = "1"
+#: A G-test p-value below this flags the sampling group (the stats layer applies FDR control).
+SAMPLING_ALPHA = 1e-3
+#: Expected count below which first tokens are pooled into one "other" bin for the G-test.
+MIN_EXPECTED = 5.0
+
+
+@dataclass
+class ReferenceScorer:
+    """Scores reference-dependent probes; loads the model on first need, once."""
+
+    store: Store
+    model_path: Path | None = None
+    _model: ReferenceModel | None = None
+
+    @property
+    def model(self) -> ReferenceModel:
+        if self._model is None:
+            from canary.reference import ReferenceModel
+
+            self._model = ReferenceModel.load(self.model_path)
+        return self._model
+
+    def score(
+        self,
+        *,
+        run_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[ScoreToSave]:
+        from canary.scoring.pipeline import ProbeCache
+        from canary.store.scores import save_scores, scorable_batches
+
+        filters: dict[str, Any] = {
+            "run_id": run_id,
+            "since": since,
+            "until": until,
+            "labels": labels,
+        }
+        probes = ProbeCache(self.store)
+        saved: list[ScoreToSave] = []
+        for batch in scorable_batches(self.store, kinds=TOPK_KINDS, **filters):
+            probes.load(r.probe_row_id for r in batch)
+            greedy = [r for r in batch if probes.get(r.probe_row_id).params.temperature == 0]
+            scores = self._score_topk(greedy, probes)
+            save_scores(self.store, scores)
+            saved += scores
+        groups: dict[tuple[int, int, int], list[ScorableResult]] = defaultdict(list)
+        for batch in scorable_batches(self.store, kinds=SAMPLING_KINDS, **filters):
+            probes.load(r.probe_row_id for r in batch)
+            for r in batch:
+                groups[(r.run_id, r.endpoint_id, r.probe_row_id)].append(r)
+        scores = []
+        for (_, _, probe_row_id), members in groups.items():
+            scores += self._score_sampling(probes.get(probe_row_id), members)
+        save_scores(self.store, scores)
+        return saved + scores
+
+    def _record_spec(self, name: str, version: str, args: dict[str, Any]) -> str:
+        from canary.detectors import DetectorSpec
+        from canary.store.scores import record_detector_specs
+
+        spec = DetectorSpec(name, version, args)
+        record_detector_specs(self.store, [(name, spec.fingerprint, version, args)])
+        return spec.fingerprint
+
+    def _score_topk(self, results: Sequence[ScorableResult], probes: Any) -> list[ScoreToSave]:
+        from canary.detectors.topk import compare_to_reference
+        from canary.reference import ReferenceRunner
+        from canary.scoring.pipeline import tokens_from_json
+        from canary.store.scores import ScoreToSave
+
+        judged = [r for r in results if r.error_kind is None]
+        if not judged:
+            return []
+        model = self.model
+        fingerprint = self._record_spec("topk", TOPK_VERSION, {"reference": model.fingerprint})
+        runner = ReferenceRunner(model, self.store.engine)
+        by_probe: dict[int, Probe] = {r.probe_row_id: probes.get(r.probe_row_id) for r in judged}
+        distinct = list(by_probe.values())
+        outputs = runner.greedy(distinct, top_logprobs=5)
+        reference = {id(p): out for p, out in zip(distinct, outputs, strict=True)}
+        scores: list[ScoreToSave] = []
+        for r in judged:
+            ref = reference[id(by_probe[r.probe_row_id])]
+            ref_tokens = [_runner_token(t) for t in ref.tokens]
+            agreement = compare_to_reference(
+                tokens_from_json(r.tokens), ref_tokens, r.output_text, ref.text
+            )
+            for s in agreement.to_scores():
+                scores.append(
+                    ScoreToSave(
+                        r.result_id, "topk", fingerprint, s.metric, s.value, s.flagged, s.evidence
+                    )
+                )
+        return scores
+
+    def _score_sampling(self, probe: Probe, members: Sequence[ScorableResult]) -> list[ScoreToSave]:
+        from scipy.stats import power_divergence
+
+        from canary.store.scores import ScoreToSave
+
+        firsts: list[tuple[ScorableResult, str]] = []
+        for r in members:
+            token = _first_token(r) if r.error_kind is None else None
+            if token is not None:
+                firsts.append((r, token))
+        if len(firsts) < 2:
+            return []
+        params = probe.params
+        model = self.model
+        expected_p = model.next_token_distribution(
+            probe.as_prompt(), params.temperature, params.top_p, params.top_k
+        )
+        fingerprint = self._record_spec(
+            "sampling",
+            SAMPLING_VERSION,
+            {"reference": model.fingerprint, "alpha": SAMPLING_ALPHA, "min_expected": MIN_EXPECTED},
+        )
+        scores: list[ScoreToSave] = []
+        for r, token in firsts:
+            impossible = expected_p.get(token, 0.0) == 0.0
+            evidence: dict[str, Any] = {
+                "token": token,
+                "reason": "outside the reference's top-k/top-p support",
+            }
+            scores.append(
+                ScoreToSave(
+                    r.result_id,
+                    "sampling",
+                    fingerprint,
+                    "first_token_out_of_support",
+                    float(impossible),
+                    impossible,
+                    evidence if impossible else None,
+                )
+            )
+        n = len(firsts)
+        observed: dict[str, int] = defaultdict(int)
+        for _, token in firsts:
+            observed[token] += 1
+        bins = [t for t, p in expected_p.items() if p * n >= MIN_EXPECTED]
+        other_p = 1.0 - sum(expected_p[t] for t in bins)
+        obs = [observed.get(t, 0) for t in bins]
+        exp = [expected_p[t] * n for t in bins]
+        obs.append(n - sum(obs))
+        exp.append(max(other_p, 0.0) * n)
+        if exp[-1] < 1e-9:  # no "other" mass: drop the bin unless something landed there
+            if obs[-1] == 0:
+                obs.pop()
+                exp.pop()
+            else:
+                exp[-1] = 1e-9
+        p_value = (
+            1.0
+            if len(obs) < 2
+            else float(power_divergence(obs, exp, lambda_="log-likelihood").pvalue)
+        )
+        flagged = p_value < SAMPLING_ALPHA
+        evidence = {
+            "samples": n,
+            "bins": [
+                {"token": t, "observed": o, "expected": round(e, 2)}
+                for t, o, e in zip([*bins, "<other>"], obs, exp, strict=False)
+            ][:12],
+        }
+        scores.append(
+            ScoreToSave(
+                firsts[0][0].result_id,
+                "sampling",
+                fingerprint,
+                "sampling_fit_p",
+                p_value,
+                flagged,
+                evidence,
+            )
+        )
+        return scores
+
+
+def _first_token(r: ScorableResult) -> str | None:
+    if r.tokens:
+        token = r.tokens[0].get("token")
+        return str(token) if token is not None else None
+    return None
+
+
+def _runner_token(t: Any) -> Any:
+    from canary.runner.records import TokenLogprob
+
+    return TokenLogprob(token=t.token, logprob=t.logprob, top=dict(t.top), token_id=t.token_id)
