@@ -1,5 +1,76 @@
-"""Statistics over stored scores: impact rates now; tests against baselines build on these."""
+"""Statistics over stored scores: impact rates, two-sample tests against baselines with effect
+sizes and FDR control, verdicts and the gate, and always-valid sequential monitoring."""
 
+from canary.stats.continuous import compare_continuous_binned, compare_continuous_samples
+from canary.stats.distributions import compare_distributions
 from canary.stats.impact import CohortImpact, session_impact
+from canary.stats.multiple import FdrMethod, adjust_pvalues
+from canary.stats.policy import (
+    DEFAULT_BINNING,
+    DEFAULT_POLICIES,
+    Binning,
+    Direction,
+    MetricKind,
+    MetricPolicy,
+    histogram_counts,
+    histogram_edges,
+    policy_for,
+)
+from canary.stats.power import mde_rate, mde_shift, mde_w, required_n
+from canary.stats.rates import compare_rates
+from canary.stats.result import TestResult
+from canary.stats.sequential import (
+    SequentialRateMonitor,
+    SequentialState,
+    baseline_upper_rate,
+    expected_sample_size_power_one,
+    expected_sample_size_sprt,
+)
+from canary.stats.verdicts import (
+    EXIT_CODES,
+    GateResult,
+    GateStatus,
+    MetricVerdict,
+    Verdict,
+    decide,
+    evaluate,
+    gate,
+)
 
-__all__ = ["CohortImpact", "session_impact"]
+__all__ = [
+    "DEFAULT_BINNING",
+    "DEFAULT_POLICIES",
+    "EXIT_CODES",
+    "Binning",
+    "CohortImpact",
+    "Direction",
+    "FdrMethod",
+    "GateResult",
+    "GateStatus",
+    "MetricKind",
+    "MetricPolicy",
+    "MetricVerdict",
+    "SequentialRateMonitor",
+    "SequentialState",
+    "TestResult",
+    "Verdict",
+    "adjust_pvalues",
+    "baseline_upper_rate",
+    "compare_continuous_binned",
+    "compare_continuous_samples",
+    "compare_distributions",
+    "compare_rates",
+    "decide",
+    "evaluate",
+    "expected_sample_size_power_one",
+    "expected_sample_size_sprt",
+    "gate",
+    "histogram_counts",
+    "histogram_edges",
+    "mde_rate",
+    "mde_shift",
+    "mde_w",
+    "policy_for",
+    "required_n",
+    "session_impact",
+]
