@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +18,9 @@ from canary.cli.options import (
 )
 from canary.cli.output import console, fmt_ms, print_json
 from canary.errors import ExitCode
+
+if TYPE_CHECKING:
+    from canary.config import FleetConfig
 
 
 def run(
@@ -60,13 +64,12 @@ def run(
     from canary.store import open_store
 
     loaded_suite = load_suite(suite)
+    context: AbstractContextManager[FleetConfig]
     if sim:
         from canary.sim.embedded import embedded_fleet
 
         context = embedded_fleet()
     else:
-        from contextlib import nullcontext
-
         context = nullcontext(load_fleet(fleet))
     with context as fleet_config:
         targets = select_endpoints(fleet_config, endpoint or (), select or ())

@@ -27,9 +27,12 @@ from typing import Any
 from canary.detectors.base import Score, clip
 from canary.runner.records import TokenLogprob
 
-#: A reference top-1 at least this likely (logprob ≥ log 0.9) should never be passed over by a
-#: greedy endpoint; a divergence there is flagged.
-CONFIDENT_LOGPROB = math.log(0.9)
+#: A greedy endpoint that passes over a reference top-1 the reference preferred by at least this
+#: many nats (a factor e^0.5 ≈ 1.65) is flagged. Near-ties, like honest bf16 rounding (gaps of
+#: ~0.01 nats), are measured in the agreement rates but never flagged.
+DEFAULT_MIN_GAP_NATS = 0.5
+#: Logprobs this close count as tied when checking that a greedy token is its own argmax.
+TIE_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,11 @@ class TopkAgreement:
     divergence: dict[str, Any] | None = None
     """What happened at `first_divergence`: both tokens, both top-k, the preceding text."""
     confident_divergence: bool = False
-    """The endpoint passed over a reference top-1 of probability ≥ 0.9."""
+    """The endpoint passed over a reference top-1 the reference preferred by ≥ `min_gap` nats."""
+    not_argmax: float | None = None
+    """Share of positions where the greedy endpoint chose a token below the top of its *own*
+    reported logprobs: a sampler that drops the most probable token (approximate top-k)."""
+    not_argmax_evidence: dict[str, Any] | None = None
 
     def to_scores(self) -> list[Score]:
         """The metrics to store; only a confident divergence is flagged."""
@@ -72,6 +79,15 @@ class TopkAgreement:
             Score("prefix_agreement", self.prefix_agreement),
         ]
         if self.method == "logprobs":
+            if self.not_argmax is not None:
+                scores.append(
+                    Score(
+                        "greedy_not_argmax",
+                        self.not_argmax,
+                        flagged=self.not_argmax > 0,
+                        evidence=self.not_argmax_evidence,
+                    )
+                )
             scores += [
                 Score("ref_top1_in_topk", self.ref_top1_in_topk),
                 Score("mean_logprob_gap", self.mean_logprob_gap),
@@ -182,13 +198,18 @@ def compare_to_reference(
     reference: Sequence[TokenLogprob] | None,
     endpoint_text: str | None = None,
     reference_text: str | None = None,
+    min_gap: float = DEFAULT_MIN_GAP_NATS,
 ) -> TopkAgreement:
-    """Everything above in one value, using the richest data both sides have."""
+    """Everything above in one value, using the richest data both sides have.
+
+    For greedy probes: ``min_gap`` (nats) is how strongly the reference must prefer its top-1
+    for a divergence to be flagged.
+    """
     if not endpoint or not reference:
         return _compare_text(endpoint_text or "", reference_text or "")
     agreement = top1_agreement(endpoint, reference)
     divergence_at = first_divergence(agreement, len(endpoint), len(reference))
-    divergence, confident = _divergence(endpoint, reference, divergence_at)
+    divergence, confident = _divergence(endpoint, reference, divergence_at, min_gap)
     base = TopkAgreement(
         method="tokens",
         positions=len(agreement),
@@ -203,9 +224,12 @@ def compare_to_reference(
     pairs = list(zip(endpoint, reference, strict=False))
     gaps = [g for e, r in pairs if (g := logprob_gap(e, r)) is not None]
     kls = [k for e, r in pairs if (k := shared_topk_kl(e, r)) is not None]
+    not_argmax, not_argmax_evidence = greedy_not_argmax(endpoint)
     return dataclasses.replace(
         base,
         method="logprobs",
+        not_argmax=not_argmax,
+        not_argmax_evidence=not_argmax_evidence,
         ref_top1_in_topk=ref_top1_in_topk_rate(endpoint, reference),
         mean_logprob_gap=sum(gaps) / len(gaps) if gaps else None,
         max_logprob_gap=max(gaps) if gaps else None,
@@ -234,8 +258,44 @@ def _compare_text(endpoint_text: str, reference_text: str) -> TopkAgreement:
     )
 
 
+def greedy_not_argmax(
+    endpoint: Sequence[TokenLogprob],
+) -> tuple[float | None, dict[str, Any] | None]:
+    """Share of positions whose chosen token is below the best of the endpoint's own top-k.
+
+    Needs no reference: at temperature 0 a correct sampler always takes its own argmax, so a
+    chosen token that its own logprobs rank lower means the sampler dropped the top token.
+    ``None`` when the endpoint returned no alternatives.
+    """
+    judged = 0
+    bad: list[int] = []
+    for index, position in enumerate(endpoint):
+        if not position.top or position.logprob is None:
+            continue
+        judged += 1
+        if position.logprob < max(position.top.values()) - TIE_TOLERANCE:
+            bad.append(index)
+    if not judged:
+        return None, None
+    evidence = None
+    if bad:
+        at = endpoint[bad[0]]
+        evidence = {
+            "index": bad[0],
+            "positions": bad[:20],
+            "chosen": at.token,
+            "chosen_logprob": at.logprob,
+            "own_top": dict(_top_n(at.top, 5)),
+            "before": clip("".join(t.token for t in endpoint[max(0, bad[0] - 10) : bad[0]]), 80),
+        }
+    return len(bad) / judged, evidence
+
+
 def _divergence(
-    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob], at: int | None
+    endpoint: Sequence[TokenLogprob],
+    reference: Sequence[TokenLogprob],
+    at: int | None,
+    min_gap: float,
 ) -> tuple[dict[str, Any] | None, bool]:
     if at is None:
         return None, False
@@ -243,16 +303,18 @@ def _divergence(
     r = reference[at] if at < len(reference) else None
     ref_logprobs = _logprobs(r) if r is not None else {}
     best = top1(r) if r is not None else None
-    confident = (
-        e is not None
-        and best is not None
-        and best in ref_logprobs
-        and ref_logprobs[best] >= CONFIDENT_LOGPROB
-    )
+    gap: float | None = None
+    if e is not None and best is not None and best in ref_logprobs:
+        # A chosen token missing from the reference's top-k is at most as likely as the least
+        # likely one shown, so the gap is at least best − min(shown).
+        chosen = ref_logprobs.get(e.token, min(ref_logprobs.values()))
+        gap = ref_logprobs[best] - chosen
+    confident = gap is not None and gap >= min_gap
     evidence = {
         "index": at,
         "endpoint_token": e.token if e is not None else None,
         "reference_top1": best,
+        "reference_gap_nats": gap,
         "endpoint_top": dict(_top_n(e.top, 5)) if e is not None else {},
         "reference_top": dict(_top_n(r.top, 5)) if r is not None else {},
         "before": clip("".join(t.token for t in endpoint[max(0, at - 10) : at]), 80),

@@ -111,9 +111,23 @@ class Probe(_Strict):
         return [Message(role="user", content=self.prompt or "")]
 
     def as_prompt(self) -> str:
+        """The text a completions endpoint is sent (messages joined as a transcript)."""
         if self.prompt is not None:
             return self.prompt
-        return "".join(f"{m.role}: {m.content}\n" for m in self.messages or []) + "assistant:"
+        return transcript(self.messages or [])
+
+    def rendered_for(self, flavour: str) -> str:
+        """The text the model sees when this probe is sent with ``flavour``.
+
+        Chat endpoints see the messages as a transcript (the simulated fleet renders them so;
+        a model with a chat template would apply it instead), completions the prompt itself.
+        """
+        return transcript(self.as_messages()) if "chat" in flavour else self.as_prompt()
+
+
+def transcript(messages: list[Message]) -> str:
+    """Messages as `role: content` lines, then `assistant:` for the model to continue."""
+    return "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
 
 
 class Suite(_Strict):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 TOPK_KINDS = ("topk", "routing")
 SAMPLING_KINDS = ("sampling",)
-TOPK_VERSION = "1"
+TOPK_VERSION = "2"
 SAMPLING_VERSION = "1"
 #: A G-test p-value below this flags the sampling group (the stats layer applies FDR control).
 SAMPLING_ALPHA = 1e-3
@@ -94,7 +94,7 @@ class ReferenceScorer:
         return spec.fingerprint
 
     def _score_topk(self, results: Sequence[ScorableResult], probes: Any) -> list[ScoreToSave]:
-        from canary.detectors.topk import compare_to_reference
+        from canary.detectors.topk import DEFAULT_MIN_GAP_NATS, compare_to_reference
         from canary.reference import ReferenceRunner
         from canary.scoring.pipeline import tokens_from_json
         from canary.store.scores import ScoreToSave
@@ -103,15 +103,29 @@ class ReferenceScorer:
         if not judged:
             return []
         model = self.model
-        fingerprint = self._record_spec("topk", TOPK_VERSION, {"reference": model.fingerprint})
+        fingerprint = self._record_spec(
+            "topk",
+            TOPK_VERSION,
+            {"reference": model.fingerprint, "min_gap_nats": DEFAULT_MIN_GAP_NATS},
+        )
         runner = ReferenceRunner(model, self.store.engine)
-        by_probe: dict[int, Probe] = {r.probe_row_id: probes.get(r.probe_row_id) for r in judged}
-        distinct = list(by_probe.values())
-        outputs = runner.greedy(distinct, top_logprobs=5)
-        reference = {id(p): out for p, out in zip(distinct, outputs, strict=True)}
+        flavours = endpoint_flavours(self.store)
+        # One reference output per (rendered prompt, max_tokens): what the endpoint's model saw.
+        keys = {
+            r.result_id: (
+                probes.get(r.probe_row_id).rendered_for(flavours.get(r.endpoint_id, "")),
+                probes.get(r.probe_row_id).params.max_tokens,
+            )
+            for r in judged
+        }
+        reference = {}
+        for max_tokens in sorted({k[1] for k in keys.values()}):
+            prompts = sorted({k[0] for k in keys.values() if k[1] == max_tokens})
+            outputs = runner.greedy(prompts, max_tokens=max_tokens, top_logprobs=5)
+            reference.update({(p, max_tokens): o for p, o in zip(prompts, outputs, strict=True)})
         scores: list[ScoreToSave] = []
         for r in judged:
-            ref = reference[id(by_probe[r.probe_row_id])]
+            ref = reference[keys[r.result_id]]
             ref_tokens = [_runner_token(t) for t in ref.tokens]
             agreement = compare_to_reference(
                 tokens_from_json(r.tokens), ref_tokens, r.output_text, ref.text
@@ -138,8 +152,9 @@ class ReferenceScorer:
             return []
         params = probe.params
         model = self.model
+        flavour = endpoint_flavours(self.store).get(members[0].endpoint_id, "")
         expected_p = model.next_token_distribution(
-            probe.as_prompt(), params.temperature, params.top_p, params.top_k
+            probe.rendered_for(flavour), params.temperature, params.top_p, params.top_k
         )
         fingerprint = self._record_spec(
             "sampling",
@@ -205,6 +220,16 @@ class ReferenceScorer:
             )
         )
         return scores
+
+
+def endpoint_flavours(store: Store) -> dict[int, str]:
+    """Endpoint row id → API flavour (the table is small)."""
+    from sqlalchemy import select
+
+    from canary.store.models import EndpointRow
+
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(EndpointRow.id, EndpointRow.flavour)).all())
 
 
 def _first_token(r: ScorableResult) -> str | None:

@@ -7,6 +7,7 @@ import pytest
 from canary.detectors.topk import (
     compare_to_reference,
     first_divergence,
+    greedy_not_argmax,
     logprob_gap,
     shared_topk_kl,
     text_prefix_agreement,
@@ -106,3 +107,50 @@ def test_no_tokens_falls_back_to_greedy_text_prefix() -> None:
     same = compare_to_reference(None, None, "same", "same")
     assert same.first_divergence is None and same.prefix_agreement == 1.0
     assert text_prefix_agreement("", "") == 1.0
+
+
+def test_near_tie_divergence_is_measured_but_not_flagged() -> None:
+    """Honest bf16: the endpoint takes the runner-up of a near-tie (0.01 nats apart)."""
+    reference = [position(" it", **{" it": 0.300, " the": 0.297, " this": 0.1})]
+    endpoint = [position(" the", **{" the": 0.300, " it": 0.300, " this": 0.1})]
+    result = compare_to_reference(endpoint, reference)
+    assert result.first_divergence == 0
+    assert result.divergence is not None
+    assert result.divergence["reference_gap_nats"] == pytest.approx(math.log(0.300 / 0.297))
+    assert not result.confident_divergence
+    scores = {s.metric: s for s in result.to_scores()}
+    assert not scores["first_divergence"].flagged
+    assert scores["greedy_not_argmax"].value == 0.0  # a tie is not a sampler bug
+
+
+def test_clear_preference_passed_over_is_flagged() -> None:
+    reference = [position(",", **{",": 0.32, ".": 0.28, " or": 0.12})]
+    endpoint = [position(" or", **{",": 0.32, ".": 0.28, " or": 0.12})]
+    result = compare_to_reference(endpoint, reference)
+    assert result.confident_divergence
+    assert result.divergence is not None
+    assert result.divergence["reference_gap_nats"] == pytest.approx(math.log(0.32 / 0.12))
+    assert compare_to_reference(endpoint, reference, min_gap=2.0).confident_divergence is False
+
+
+def test_token_outside_reference_topk_uses_the_smallest_shown_as_bound() -> None:
+    reference = [position("a", a=0.5, b=0.2)]
+    endpoint = [position("zzz", zzz=0.6, a=0.3)]
+    result = compare_to_reference(endpoint, reference)
+    assert result.divergence is not None
+    assert result.divergence["reference_gap_nats"] == pytest.approx(math.log(0.5 / 0.2))
+
+
+def test_greedy_token_below_its_own_top_is_a_dropped_top_token() -> None:
+    """The approximate top-k bug: the endpoint's own logprobs rank ',' first, it emitted ' or'."""
+    endpoint = [
+        position(" the", **{" the": 0.5, " a": 0.3}),
+        position(" or", **{",": 0.32, ".": 0.28, " or": 0.12}),
+        position(".", **{".": 0.9}),
+    ]
+    share, evidence = greedy_not_argmax(endpoint)
+    assert share == pytest.approx(1 / 3)
+    assert evidence is not None and evidence["index"] == 1 and evidence["chosen"] == " or"
+    assert greedy_not_argmax([TokenLogprob(token="x", logprob=None)]) == (None, None)
+    scores = {s.metric: s for s in compare_to_reference(endpoint, endpoint).to_scores()}
+    assert scores["greedy_not_argmax"].flagged

@@ -1,0 +1,350 @@
+"""One pool's engine: a batcher that decodes concurrent requests together, step by step.
+
+Requests arriving within `batch_window_ms` of the first (up to `max_batch_size`) form a batch.
+The batch is left-padded, prefilled once, then decoded one token per step with a shared KV cache;
+a sequence that finishes leaves the batch (its cache rows are dropped), so the batch size at each
+step is the real number of sequences decoded together. All torch work runs on the pool's own
+worker thread; results go back to the event loop as each sequence finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from canary.sim.fleetconfig import PoolConfig, PoolFaults, Precision, RopeScaling
+from canary.sim.sampling import EXACT, RowSampling, TopkPath, choose_tokens
+
+if TYPE_CHECKING:
+    import torch
+
+    from canary.sim.weights import ModelStore
+
+
+@dataclass
+class GenRequest:
+    """One completion to generate, already tokenized."""
+
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    logprobs: int | None = None
+    """None: no logprobs; n ≥ 0: the chosen token's logprob and the n best alternatives."""
+
+
+@dataclass
+class TokenInfo:
+    token_id: int
+    text: str
+    logprob: float | None = None
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class GenResult:
+    text: str
+    tokens: list[TokenInfo]
+    finish_reason: str
+    prompt_tokens: int
+    batch_sizes: list[int]
+    """Batch size at each decoding step of this request (server-side stats only)."""
+
+
+@dataclass
+class PoolState:
+    """What the admin API can change at run time."""
+
+    precision: Precision
+    rope_scaling: RopeScaling | None
+    faults: PoolFaults
+
+
+@dataclass
+class _Pending:
+    request: GenRequest
+    future: asyncio.Future[GenResult]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class _Seq:
+    pending: _Pending
+    rows: RowSampling
+    ids: list[int] = field(default_factory=list)
+    tokens: list[TokenInfo] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
+    text: str = ""
+    finish: str | None = None
+
+
+@dataclass
+class PoolStats:
+    requests: int = 0
+    completion_tokens: int = 0
+    batches: int = 0
+    batch_size_requests: Counter[int] = field(default_factory=Counter)
+    """Requests by the batch size they landed in (at their first decoding step)."""
+    batch_size_steps: Counter[int] = field(default_factory=Counter)
+    """Sequence-steps by the batch size of that step."""
+    corrupt_logits_fired: int = 0
+    approx_topk_fused_steps: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "completion_tokens": self.completion_tokens,
+            "batches": self.batches,
+            "batch_size_requests": {str(k): v for k, v in sorted(self.batch_size_requests.items())},
+            "batch_size_steps": {str(k): v for k, v in sorted(self.batch_size_steps.items())},
+            "corrupt_logits_fired": self.corrupt_logits_fired,
+            "approx_topk_fused_steps": self.approx_topk_fused_steps,
+        }
+
+
+class PoolEngine:
+    """The batching decoder of one pool."""
+
+    def __init__(self, pool: PoolConfig, store: ModelStore) -> None:
+        self.name = pool.name
+        self.pool = pool
+        self.store = store
+        self.tokenizer = store.tokenizer
+        self.state = PoolState(pool.precision, pool.rope_scaling, pool.faults)
+        self.stats = PoolStats()
+        self._model = store.get(pool.precision, pool.rope_scaling)
+        self.max_context = pool.max_context_tokens or int(
+            self._model.config.max_position_embeddings
+        )
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._corruptor: Any = None
+        self._set_faults(pool.faults)
+        eos = self.tokenizer.eos_token_id
+        self._eos = int(eos) if eos is not None else None
+        pad = self.tokenizer.pad_token_id
+        self._pad = int(pad) if pad is not None else (self._eos or 0)
+
+    # -- control -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"sim-{self.name}", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def set_state(self, state: PoolState) -> None:
+        """Switch precision, RoPE and faults: the model from the next batch, faults next step."""
+        model = self.store.get(state.precision, state.rope_scaling)
+        with self._lock:
+            self._model = model
+            self._set_faults(state.faults)
+            self.state = state
+
+    def _set_faults(self, faults: PoolFaults) -> None:
+        from canary.sim.faults import LogitCorruptor, target_token_ids
+
+        if faults.corrupt_logits is None:
+            self._corruptor = None
+        else:
+            targets = target_token_ids(self.store.token_strings())
+            self._corruptor = LogitCorruptor(faults.corrupt_logits, targets)
+
+    def _topk_path(self) -> TopkPath:
+        approx = self.state.faults.approx_topk
+        if approx is None:
+            return EXACT
+        fused = tuple(approx.batch_sizes) if approx.batch_sizes is not None else None
+        return TopkPath(bucket_size=approx.bucket_size, fused_batch_sizes=fused)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def generate(self, request: GenRequest) -> GenResult:
+        """Queue a request for the next batch and wait for its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[GenResult] = loop.create_future()
+        self._queue.put(_Pending(request, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        import torch
+
+        window = self.pool.batch_window_ms / 1000
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + window
+            while len(batch) < self.pool.max_batch_size:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                with torch.inference_mode():
+                    self._decode(batch)
+            except Exception as exc:  # one bad batch must not kill the pool
+                for pending in batch:
+                    _deliver(pending, exc)
+
+    def _decode(self, batch: list[_Pending]) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        with self._lock:
+            model = self._model
+        seqs = [_Seq(p, _row_sampling(p.request)) for p in batch]
+        self.stats.batches += 1
+        width = max(len(p.request.prompt_ids) for p in batch)
+        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, p in enumerate(batch):
+            n = len(p.request.prompt_ids)
+            input_ids[i, width - n :] = torch.tensor(p.request.prompt_ids)
+            mask[i, width - n :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=model.config)
+        out = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        logits = out.logits[:, -1, :].float()
+        active = list(range(len(seqs)))
+        last_pos = positions[:, -1:]
+        while True:
+            self._step(logits, [seqs[i] for i in active])
+            keep = [j for j, i in enumerate(active) if seqs[i].finish is None]
+            for i in active:
+                if seqs[i].finish is not None:
+                    self._finish(seqs[i])
+            if not keep:
+                return
+            if len(keep) < len(active):
+                index = torch.tensor(keep, dtype=torch.long)
+                cache.batch_select_indices(index)
+                mask, last_pos = mask[index], last_pos[index]
+                active = [active[j] for j in keep]
+            next_ids = torch.tensor([[seqs[i].ids[-1]] for i in active], dtype=torch.long)
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
+            last_pos = last_pos + 1
+            out = model(
+                input_ids=next_ids,
+                attention_mask=mask,
+                position_ids=last_pos,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = out.logits[:, -1, :].float()
+
+    def _step(self, logits: torch.Tensor, seqs: list[_Seq]) -> None:
+        """One decoding step for the active sequences: faults, logprobs, sampling, stop checks."""
+        import torch
+
+        size = len(seqs)
+        with self._lock:
+            corruptor = self._corruptor
+            path = self._topk_path()
+        if corruptor is not None:
+            self.stats.corrupt_logits_fired += sum(corruptor.apply(logits))
+        if path.bucket_size is not None and path.fused(size):
+            self.stats.approx_topk_fused_steps += size
+        chosen = choose_tokens(logits, [s.rows for s in seqs], path)
+        want_lp = [s.pending.request.logprobs is not None for s in seqs]
+        logprobs = torch.log_softmax(logits, dim=-1) if any(want_lp) else None
+        self.stats.batch_size_steps[size] += size
+        for r, (seq, token_id) in enumerate(zip(seqs, chosen, strict=True)):
+            request = seq.pending.request
+            if not seq.batch_sizes:
+                self.stats.batch_size_requests[size] += 1
+            seq.batch_sizes.append(size)
+            info = TokenInfo(token_id, self._decode_text([token_id]))
+            if logprobs is not None and request.logprobs is not None:
+                info.logprob = float(logprobs[r, token_id])
+                if request.logprobs > 0:
+                    values, ids = logprobs[r].topk(request.logprobs)
+                    info.top = [
+                        (self._decode_text([int(i)]), float(v))
+                        for v, i in zip(values, ids, strict=True)
+                    ]
+            if token_id == self._eos:
+                seq.finish = "stop"
+                continue
+            seq.ids.append(token_id)
+            seq.tokens.append(info)
+            seq.text = self._decode_text(seq.ids, skip_special=True)
+            cut = _stop_at(seq.text, request.stop)
+            if cut is not None:
+                seq.text = seq.text[:cut]
+                seq.finish = "stop"
+            elif len(seq.ids) >= request.max_tokens:
+                seq.finish = "length"
+
+    def _decode_text(self, ids: list[int], skip_special: bool = False) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=skip_special))
+
+    def _finish(self, seq: _Seq) -> None:
+        request = seq.pending.request
+        self.stats.requests += 1
+        self.stats.completion_tokens += len(seq.ids)
+        result = GenResult(
+            text=seq.text,
+            tokens=seq.tokens,
+            finish_reason=seq.finish or "length",
+            prompt_tokens=len(request.prompt_ids),
+            batch_sizes=seq.batch_sizes,
+        )
+        _deliver(seq.pending, result)
+
+
+def _row_sampling(request: GenRequest) -> RowSampling:
+    import torch
+
+    generator = torch.Generator()
+    seed = request.seed if request.seed is not None else random.getrandbits(63)
+    generator.manual_seed(seed % (2**63))
+    return RowSampling(request.temperature, request.top_p, request.top_k, generator)
+
+
+def _stop_at(text: str, stops: list[str]) -> int | None:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+def _deliver(pending: _Pending, outcome: GenResult | BaseException) -> None:
+    def settle() -> None:
+        if pending.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+    pending.loop.call_soon_threadsafe(settle)

@@ -1,0 +1,236 @@
+"""OpenAI wire format of the simulated fleet: request validation and response bodies."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from canary.sim.engine import GenRequest, GenResult
+
+
+class RequestError(Exception):
+    """A request the API refuses with 400 and an OpenAI-style error body."""
+
+    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.param = param
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": str(self),
+                "type": "invalid_request_error",
+                "param": self.param,
+                "code": None,
+            }
+        }
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    max_tokens: Annotated[int | None, Field(ge=1)] = None
+    temperature: Annotated[float, Field(ge=0, le=2)] = 1.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    top_k: int | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    user: str | None = None
+    n: Literal[1] = 1
+    stream: Literal[False] = False
+    presence_penalty: Literal[0] = 0
+    frequency_penalty: Literal[0] = 0
+
+    def stops(self) -> list[str]:
+        if self.stop is None:
+            return []
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        if len(stops) > 4:
+            raise RequestError("at most 4 stop sequences", "stop")
+        return stops
+
+    def top_k_or_none(self) -> int | None:
+        # OpenAI-compatible servers (vLLM) treat top_k -1 or 0 as "off".
+        return self.top_k if self.top_k is not None and self.top_k > 0 else None
+
+
+class CompletionRequest(_Common):
+    prompt: str | list[str]
+    logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    echo: Literal[False] = False
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise RequestError("this server takes exactly one prompt per request", "prompt")
+        return self.prompt[0]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str
+    name: str | None = None
+
+
+class ChatRequest(_Common):
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+    logprobs: bool = False
+    top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+
+    @model_validator(mode="after")
+    def _top_needs_logprobs(self) -> ChatRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    def prompt_text(self) -> str:
+        """Messages as `role: content` lines, then `assistant:` (as `Probe.as_prompt`)."""
+        return "".join(f"{m.role}: {m.content}\n" for m in self.messages) + "assistant:"
+
+
+DEFAULT_MAX_TOKENS = 16
+
+
+def parse_request(
+    kind: Literal["completions", "chat"], body: Any
+) -> CompletionRequest | ChatRequest:
+    """Validate a JSON body; raise `RequestError` naming the first bad field."""
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    model: type[CompletionRequest] | type[ChatRequest] = (
+        CompletionRequest if kind == "completions" else ChatRequest
+    )
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unrecognized request argument"
+        elif first["type"] == "missing":
+            msg = "required argument is missing"
+        raise RequestError(f"{param}: {msg}" if param else msg, param) from None
+
+
+def gen_request(
+    req: CompletionRequest | ChatRequest, prompt_ids: list[int], room: int
+) -> GenRequest:
+    """The engine request; `room` is how many tokens fit after the prompt."""
+    if isinstance(req, ChatRequest):
+        max_tokens = req.max_completion_tokens or req.max_tokens
+        logprobs = (req.top_logprobs or 0) if req.logprobs else None
+    else:
+        max_tokens = req.max_tokens
+        logprobs = req.logprobs
+    wanted = max_tokens or min(DEFAULT_MAX_TOKENS, room)
+    if room < 1 or wanted > room:
+        raise RequestError(
+            f"prompt ({len(prompt_ids)} tokens) plus max_tokens ({wanted}) exceeds this "
+            f"model's context; shorten the prompt or lower max_tokens",
+            "max_tokens",
+        )
+    return GenRequest(
+        prompt_ids=prompt_ids,
+        max_tokens=wanted,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k_or_none(),
+        seed=req.seed,
+        stop=req.stops(),
+        logprobs=logprobs,
+    )
+
+
+def _usage(result: GenResult) -> dict[str, int]:
+    n = len(result.tokens)
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": n,
+        "total_tokens": result.prompt_tokens + n,
+    }
+
+
+def completion_body(req: CompletionRequest, result: GenResult, model: str) -> dict[str, Any]:
+    logprobs = None
+    if req.logprobs is not None:
+        logprobs = {
+            "tokens": [t.text for t in result.tokens],
+            "token_logprobs": [t.logprob for t in result.tokens],
+            "top_logprobs": [_top_map(t.top) for t in result.tokens] if req.logprobs > 0 else None,
+            "text_offset": _offsets(result),
+        }
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "text": result.text,
+                "logprobs": logprobs,
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": _usage(result),
+    }
+
+
+def chat_body(req: ChatRequest, result: GenResult, model: str) -> dict[str, Any]:
+    logprobs = None
+    if req.logprobs:
+        logprobs = {
+            "content": [
+                {
+                    "token": t.text,
+                    "logprob": t.logprob,
+                    "bytes": list(t.text.encode("utf-8")),
+                    "top_logprobs": [
+                        {"token": s, "logprob": lp, "bytes": list(s.encode("utf-8"))}
+                        for s, lp in t.top
+                    ],
+                }
+                for t in result.tokens
+            ]
+        }
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "logprobs": logprobs,
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": _usage(result),
+    }
+
+
+def _top_map(top: list[tuple[str, float]]) -> dict[str, float]:
+    # Distinct ids can share a surface text; the legacy map keeps the likelier one.
+    out: dict[str, float] = {}
+    for text, logprob in top:
+        out.setdefault(text, logprob)
+    return out
+
+
+def _offsets(result: GenResult) -> list[int]:
+    offsets, at = [], 0
+    for t in result.tokens:
+        offsets.append(at)
+        at += len(t.text)
+    return offsets
