@@ -57,7 +57,7 @@ def _root(
 
 
 def _register() -> None:
-    from canary.cli import db, init, run, runs, score, sim
+    from canary.cli import baseline, change, compare, db, init, run, runs, score, sim
 
     app.command("init")(init.init)
     app.add_typer(db.app, name="db", help="Create, migrate and inspect the database schema.")
@@ -65,6 +65,9 @@ def _register() -> None:
     app.command("runs")(runs.list_runs)
     app.command("show")(runs.show)
     app.command("score")(score.score)
+    app.command("compare")(compare.compare)
+    app.add_typer(baseline.app, name="baseline", help="Capture, list, export and import baselines.")
+    app.add_typer(change.app, name="change", help="Record and list deploys and config changes.")
     app.add_typer(sim.app, name="sim", help="The simulated serving fleet and its tiny model.")
 
 

@@ -19,19 +19,21 @@ DEFAULT_URL = "http://127.0.0.1:8400"
 
 @app.command()
 def serve(
-    fleet: Annotated[Path, typer.Option("--fleet", "-f", help="Simulated fleet file.")] = Path(
-        "config/sim-fleet.yaml"
-    ),
+    fleet: Annotated[
+        Path | None,
+        typer.Option("--fleet", "-f", help="Simulated fleet file (default: the shipped one)."),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default: the file's).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: the file's).")] = None,
 ) -> None:
     """Serve the pools and the front door until interrupted."""
     import uvicorn
 
+    from canary.sim.embedded import default_sim_fleet_path
     from canary.sim.fleetconfig import load_sim_fleet
     from canary.sim.server import build_app
 
-    config = load_sim_fleet(fleet)
+    config = load_sim_fleet(fleet or default_sim_fleet_path())
     host, port = host or config.host, port if port is not None else config.port
     pools = ", ".join(p.name for p in config.pools)
     console.print(f"serving {pools} and the front door on http://{host}:{port}", highlight=False)

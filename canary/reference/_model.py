@@ -107,11 +107,13 @@ class ReferenceModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from canary.sim import model_dir
+        from canary.errors import ConfigError
+        from canary.sim import model_dir, quiet_transformers
 
+        quiet_transformers()
         where = Path(path) if path is not None else model_dir()
         if not (where / "config.json").is_file():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"no Hugging Face model at {where} (config.json missing); "
                 "give a local model directory or train the shipped one with `canary sim train`"
             )

@@ -163,6 +163,18 @@ class ReferenceScorer:
         )
         scores: list[ScoreToSave] = []
         for r, token in firsts:
+            # The token itself, so `compare` can test first-token distributions in SQL.
+            scores.append(
+                ScoreToSave(
+                    r.result_id,
+                    "sampling",
+                    fingerprint,
+                    "sampling_first_token",
+                    None,
+                    False,
+                    {"token": token},
+                )
+            )
             impossible = expected_p.get(token, 0.0) == 0.0
             evidence: dict[str, Any] = {
                 "token": token,

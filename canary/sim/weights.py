@@ -33,6 +33,9 @@ class ModelStore:
     def __init__(self, path: Path) -> None:
         from transformers import AutoTokenizer
 
+        from canary.sim import quiet_transformers
+
+        quiet_transformers()
         if not (path / "config.json").exists():
             raise ConfigError(
                 f"{path}: no model there; train one with `canary sim train` or set 'model:'"

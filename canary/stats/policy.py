@@ -104,6 +104,7 @@ DEFAULT_POLICIES: dict[str, MetricPolicy] = {
         _rate("fixed_fail", 0.02),
         _rate("degenerate", 0.005),
         _rate("first_divergence", 0.005, critical=True),
+        _rate("greedy_not_argmax", 0.001, critical=True),
         _rate("majority_mismatch", 0.01),
         _rate("first_token_out_of_support", 0.001, critical=True),
         _rate("error_rate", 0.01),

@@ -93,6 +93,9 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_on_begin
+    # SQL math that PostgreSQL has built in and SQLite builds may lack (histogram binning).
+    dbapi_connection.create_function("floor", 1, _floor, deterministic=True)
+    dbapi_connection.create_function("ln", 1, _ln, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -101,6 +104,14 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _floor(x: float | None) -> int | None:
+    return None if x is None else math.floor(x)
+
+
+def _ln(x: float | None) -> float | None:
+    return None if x is None or x <= 0 else math.log(x)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

@@ -222,3 +222,37 @@ class DetectorSpecRow(Base):
     version: Mapped[str] = mapped_column(String(32))
     args: Mapped[dict[str, Any]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BaselineRow(Base):
+    """Per cohort × metric summaries of a healthy period, named, for `compare` and the daemon."""
+
+    __tablename__ = "baselines"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    selector: Mapped[str] = mapped_column(Text)
+    """The selector the baseline was captured from, as typed."""
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    """The aggregate: cohorts → labels, suite versions, metrics (counts or histograms)."""
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ChangeRow(Base):
+    """A deploy, config, load-balancer or model change canary was told about."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    change_id: Mapped[str] = mapped_column(String(128), unique=True)
+    """The caller's id for the change (a deploy id, a ticket)."""
+    kind: Mapped[str] = mapped_column(String(16))
+    """deploy, config, lb or model."""
+    labels: Mapped[dict[str, str]] = mapped_column(Json)
+    """Which cohorts it touches, as label=value pairs (empty: the whole fleet)."""
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When the change took effect."""
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

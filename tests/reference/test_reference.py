@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from canary.errors import ConfigError
 from canary.reference import ReferenceModel
 
 PROMPTS = [
@@ -92,5 +93,5 @@ def test_fingerprint_is_stable(ref: ReferenceModel) -> None:
 
 
 def test_load_names_a_missing_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+    with pytest.raises(ConfigError, match=r"config\.json"):
         ReferenceModel.load(tmp_path)

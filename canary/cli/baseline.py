@@ -1,0 +1,145 @@
+"""`canary baseline capture|list|show|export|import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from canary.cli.options import DbOption, JsonOption
+from canary.cli.output import console, print_json
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def capture(
+    name: Annotated[str, typer.Argument(help="Name to store the baseline under.")],
+    select: Annotated[
+        str, typer.Option("--select", help="Selector: run:ID, SINCE..UNTIL or labels[@window].")
+    ],
+    by: Annotated[str, typer.Option("--by", help="Cohort labels, comma-separated.")] = "endpoint",
+    window: Annotated[str, typer.Option("--window", help="Window of label selectors.")] = "24h",
+    note: Annotated[str | None, typer.Option("--note", help="Why this period is healthy.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a baseline of that name.")
+    ] = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Summarise a healthy period per cohort × metric and store it as NAME."""
+    from canary.compare import aggregate, save_baseline
+    from canary.compare.selectors import parse_selector
+    from canary.errors import ConfigError
+    from canary.stats import DEFAULT_POLICIES
+    from canary.store import open_store
+    from canary.timespec import parse_duration
+
+    selector = parse_selector(select, "before", window=parse_duration(window))
+    if selector.filter is None:
+        raise ConfigError(f"--select {select!r}: capture from run:ID, a window or labels")
+    store = open_store(db)
+    agg = aggregate(store, selector.filter, [b for b in by.split(",") if b], DEFAULT_POLICIES)
+    baseline = save_baseline(store, name, agg, select, note=note, replace=force)
+    if json:
+        print_json(baseline.summary())
+        return
+    summary = baseline.summary()
+    console.print(
+        f"baseline [bold]{name}[/]: {summary['results']} results, "
+        f"{summary['cohorts']} cohorts, suites {', '.join(summary['suites'])}"
+    )
+
+
+@app.command("list")
+def list_(db: DbOption = None, json: JsonOption = False) -> None:
+    """List stored baselines."""
+    from canary.compare import list_baselines
+    from canary.store import open_store
+
+    baselines = [b.summary() for b in list_baselines(open_store(db))]
+    if json:
+        print_json(baselines)
+        return
+    table = Table(title="baselines")
+    for column in ("name", "created", "selector", "by", "cohorts", "results", "suites"):
+        table.add_column(column)
+    for b in baselines:
+        table.add_row(
+            b["name"],
+            b["created_at"][:19],
+            b["selector"],
+            ",".join(b["by"]) or "-",
+            str(b["cohorts"]),
+            str(b["results"]),
+            ", ".join(b["suites"]),
+        )
+    console.print(
+        table if baselines else "no baselines; capture one with `canary baseline capture`"
+    )
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="Baseline name.")],
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a baseline's cohorts and metrics."""
+    from canary.compare import load_baseline
+    from canary.store import open_store
+
+    baseline = load_baseline(open_store(db), name)
+    if json:
+        print_json(baseline.to_json())
+        return
+    table = Table(title=f"baseline {name} ({baseline.selector})")
+    for column in ("cohort", "metric", "kind", "n", "value"):
+        table.add_column(column)
+    for key, cohort in sorted(baseline.aggregate.cohorts.items()):
+        for metric, data in sorted(cohort.metrics.items()):
+            value = (
+                f"{data.k}/{data.n} = {data.k / data.n:.3%}"
+                if data.kind == "rate" and data.n
+                else "histogram"
+                if data.kind == "continuous"
+                else f"{len(data.categories or {})} tokens"
+            )
+            table.add_row(key, metric, data.kind, str(data.n), value)
+    console.print(table)
+
+
+@app.command("export")
+def export_(
+    name: Annotated[str, typer.Argument(help="Baseline name.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default baselines/NAME.json)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Write a baseline as reviewable JSON."""
+    from canary.compare import export_baseline
+    from canary.store import open_store
+
+    path = export_baseline(open_store(db), name, output or Path("baselines") / f"{name}.json")
+    console.print(f"wrote {path}")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="A file written by `canary baseline export`.")],
+    name: Annotated[str | None, typer.Option("--name", help="Store under another name.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a baseline of that name.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Load a baseline export into the database."""
+    from canary.compare import import_baseline
+    from canary.store import open_store
+
+    baseline = import_baseline(open_store(db), path, name=name, replace=force)
+    console.print(f"imported baseline [bold]{baseline.name}[/]")

@@ -1,0 +1,155 @@
+"""Named baselines: a captured aggregate of a healthy period, stored and exportable as JSON.
+
+Exports (`baselines/NAME.json`) are meant for review in git: sorted keys, one cohort per block,
+counts rather than raw outputs. Importing one restores it byte-for-byte comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from canary.compare.aggregate import Aggregate
+from canary.errors import ConfigError, NotFoundError
+from canary.store import Store
+from canary.store.models import BaselineRow, utcnow
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    created_at: datetime
+    selector: str
+    aggregate: Aggregate
+    note: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "selector": self.selector,
+            "by": list(self.aggregate.by),
+            "cohorts": len(self.aggregate.cohorts),
+            "results": self.aggregate.results,
+            "suites": sorted(
+                f"{s}@{','.join(sorted(v))}"
+                for c in self.aggregate.cohorts.values()
+                for s, v in c.suites.items()
+            ),
+            "note": self.note,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "selector": self.selector,
+            "note": self.note,
+            "aggregate": self.aggregate.to_json(),
+        }
+
+
+def save_baseline(
+    store: Store,
+    name: str,
+    aggregate: Aggregate,
+    selector: str,
+    *,
+    note: str | None = None,
+    replace: bool = False,
+) -> Baseline:
+    """Store ``aggregate`` under ``name``; an existing name needs ``replace``."""
+    if not _NAME.match(name):
+        raise ConfigError(f"baseline name {name!r}: use letters, digits, '.', '_' or '-'")
+    if not aggregate.cohorts or aggregate.results == 0:
+        raise ConfigError(
+            f"baseline {name!r} would be empty: no results match {selector!r}; "
+            "check the selector with `canary runs`"
+        )
+    created = utcnow()
+    try:
+        with store.engine.begin() as conn:
+            if replace:
+                conn.execute(delete(BaselineRow).where(BaselineRow.name == name))
+            conn.execute(
+                insert(BaselineRow).values(
+                    name=name,
+                    created_at=created,
+                    selector=selector,
+                    payload=aggregate.to_json(),
+                    note=note,
+                )
+            )
+    except IntegrityError:
+        raise ConfigError(f"baseline {name!r} exists; pass --force to replace it") from None
+    return Baseline(name, created, selector, aggregate, note)
+
+
+def load_baseline(store: Store, name: str) -> Baseline:
+    with store.engine.connect() as conn:
+        row = conn.execute(_COLUMNS.where(BaselineRow.name == name)).first()
+    if row is None:
+        known = ", ".join(b.name for b in list_baselines(store)) or "none yet"
+        raise NotFoundError(
+            f"no baseline named {name!r} (known: {known}); capture one with "
+            "`canary baseline capture`"
+        )
+    return _baseline(row)
+
+
+def list_baselines(store: Store) -> list[Baseline]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(_COLUMNS.order_by(BaselineRow.created_at)).all()
+    return [_baseline(r) for r in rows]
+
+
+def export_baseline(store: Store, name: str, path: Path) -> Path:
+    baseline = load_baseline(store, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(
+        json.dumps(baseline.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    tmp.replace(path)  # never a half-written export
+    return path
+
+
+def import_baseline(
+    store: Store, path: Path, *, name: str | None = None, replace: bool = False
+) -> Baseline:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        aggregate = Aggregate.from_json(data["aggregate"])
+        selector = str(data["selector"])
+        note = data.get("note")
+        stored_name = name or str(data["name"])
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a canary baseline export ({exc})") from None
+    return save_baseline(store, stored_name, aggregate, selector, note=note, replace=replace)
+
+
+_COLUMNS = select(
+    BaselineRow.name,
+    BaselineRow.created_at,
+    BaselineRow.selector,
+    BaselineRow.payload,
+    BaselineRow.note,
+)
+
+
+def _baseline(row: Any) -> Baseline:
+    return Baseline(
+        row.name, row.created_at, row.selector, Aggregate.from_json(row.payload), row.note
+    )

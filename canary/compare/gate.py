@@ -1,0 +1,162 @@
+"""Compare two aggregates metric by metric: tests, FDR control across the family, the gate.
+
+Refuses what is not comparable: a suite that changed version between the sides, or scores made
+by a different detector version or arguments. Cohorts present on one side only, and metrics
+without a policy, are listed as notes, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from canary.compare.aggregate import ALL_COHORTS, Aggregate, MetricData
+from canary.errors import ExitCode, StoreError
+from canary.stats import (
+    GateResult,
+    MetricPolicy,
+    MetricVerdict,
+    TestResult,
+    compare_continuous_binned,
+    compare_distributions,
+    compare_rates,
+    evaluate,
+    gate,
+)
+
+
+class NotComparable(StoreError):
+    """The two sides were measured differently (suite or detector version)."""
+
+    exit_code = ExitCode.DATA
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything `canary compare` reports."""
+
+    before: str
+    after: str
+    by: tuple[str, ...]
+    verdicts: list[MetricVerdict]
+    gate: GateResult
+    notes: list[str] = field(default_factory=list)
+    evidence: dict[str, list[int]] = field(default_factory=dict)
+    """`cohort/metric` → result ids on the after side that show the regression."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "before": self.before,
+            "after": self.after,
+            "by": list(self.by),
+            "gate": self.gate.to_dict(),
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "evidence": self.evidence,
+            "notes": self.notes,
+        }
+
+
+def pair_cohorts(before: Aggregate, after: Aggregate) -> list[tuple[str, str, str]]:
+    """(name, before key, after key) of the cohorts to compare.
+
+    Cohorts are matched by key; when the sides share none and each has exactly one (e.g.
+    ``--before pool=gpu-a --after pool=tpu-b`` grouped as a whole), the two are compared.
+    """
+    shared = sorted(set(before.cohorts) & set(after.cohorts))
+    if shared:
+        return [(key, key, key) for key in shared]
+    if len(before.cohorts) == 1 and len(after.cohorts) == 1:
+        (b,), (a,) = before.cohorts, after.cohorts
+        name = ALL_COHORTS if a == b else f"{b} → {a}"
+        return [(name, b, a)]
+    return []
+
+
+def compare(
+    before: Aggregate,
+    after: Aggregate,
+    policies: Mapping[str, MetricPolicy],
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> Comparison:
+    """Test every shared cohort × metric, adjust across the family, and decide the gate."""
+    notes: list[str] = []
+    pairs = pair_cohorts(before, after)
+    if not pairs:
+        notes.append("the two sides share no cohort; group differently with --by")
+    results: list[TestResult] = []
+    names: list[str] = []
+    for name, b_key, a_key in pairs:
+        b, a = before.cohorts[b_key], after.cohorts[a_key]
+        for suite in sorted(set(b.suites) & set(a.suites)):
+            if b.suites[suite] != a.suites[suite] or len(a.suites[suite]) > 1:
+                raise NotComparable(
+                    f"cohort {name}: suite {suite!r} ran as version "
+                    f"{','.join(sorted(b.suites[suite]))} before and "
+                    f"{','.join(sorted(a.suites[suite]))} after; compare runs of one suite "
+                    "version, or re-capture the baseline with the new suite"
+                )
+        for metric in sorted(set(b.metrics) | set(a.metrics)):
+            policy = policies.get(metric.split("@", 1)[0])
+            if policy is None:
+                continue
+            if metric not in b.metrics or metric not in a.metrics:
+                side = "before" if metric not in b.metrics else "after"
+                notes.append(f"{name}/{metric}: no data {side}")
+                continue
+            results.append(
+                _test(name, metric, b.metrics[metric], a.metrics[metric], policy, alpha, power)
+            )
+            names.append(name)
+    verdicts = evaluate(results, cohorts=names, policies=policies, alpha=alpha)
+    decision = gate(verdicts, policies)
+    if not any(v.verdict != "no_data" for v in verdicts):
+        # Nothing was compared: a gate must never pass on no evidence.
+        notes.append("nothing to compare: no metric has data on both sides")
+        decision = GateResult("inconclusive", no_data=decision.no_data)
+    return Comparison(
+        before=before.description,
+        after=after.description,
+        by=after.by,
+        verdicts=verdicts,
+        gate=decision,
+        notes=notes,
+    )
+
+
+def _test(
+    cohort: str,
+    metric: str,
+    b: MetricData,
+    a: MetricData,
+    policy: MetricPolicy,
+    alpha: float,
+    power: float,
+) -> TestResult:
+    if b.fingerprints and a.fingerprints and b.fingerprints != a.fingerprints:
+        raise NotComparable(
+            f"cohort {cohort}: {metric} was scored by detector version "
+            f"{','.join(sorted(b.fingerprints))} before and {','.join(sorted(a.fingerprints))} "
+            "after; re-score both sides with `canary score --since …`"
+        )
+    if len(a.fingerprints) > 1:
+        raise NotComparable(
+            f"cohort {cohort}: {metric} mixes detector versions {sorted(a.fingerprints)}; "
+            "re-score with `canary score`"
+        )
+    if policy.kind == "rate":
+        result = compare_rates(b.k, b.n, a.k, a.n, policy, alpha, power)
+    elif policy.kind == "continuous":
+        if b.binning != a.binning or b.counts is None or a.counts is None:
+            raise NotComparable(
+                f"cohort {cohort}: {metric} histograms use different bins; re-capture the baseline"
+            )
+        from canary.stats import Binning
+
+        edges = Binning.model_validate(a.binning).edges()
+        result = compare_continuous_binned(edges, b.counts, a.counts, policy, alpha, power)
+    else:
+        result = compare_distributions(b.categories or {}, a.categories or {}, policy, alpha, power)
+    return result

@@ -1,0 +1,130 @@
+"""`run_compare`: selectors in, a `Comparison` with evidence out (what `canary compare` calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from canary.compare.aggregate import (
+    ERROR_RATE,
+    LATENCY,
+    Aggregate,
+    CohortData,
+    aggregate,
+)
+from canary.compare.gate import Comparison, compare
+from canary.compare.selectors import ResultFilter, Role, Selector, change_window, parse_selector
+from canary.stats import DEFAULT_POLICIES, MetricPolicy
+from canary.store import Store
+from canary.store.models import ResultRow, ScoreRow
+
+DEFAULT_BY = ("endpoint",)
+EVIDENCE_PER_REGRESSION = 5
+
+
+def resolve(
+    store: Store,
+    selector: Selector,
+    role: Role,
+    by: Sequence[str],
+    policies: Mapping[str, MetricPolicy],
+    window: timedelta,
+) -> tuple[Aggregate, ResultFilter | None]:
+    """The aggregate a selector names, and the result filter behind it (None for baselines)."""
+    if selector.baseline is not None:
+        from canary.compare.baselines import load_baseline
+
+        return load_baseline(store, selector.baseline).aggregate, None
+    filt = selector.filter
+    if selector.change is not None:
+        from canary.store.changes import get_change
+
+        change = get_change(store, selector.change)
+        filt = change_window(role, change.at, change.labels, window)
+    assert filt is not None
+    return aggregate(store, filt, by, policies), filt
+
+
+def run_compare(
+    store: Store,
+    before: str,
+    after: str,
+    *,
+    by: Sequence[str] | None = None,
+    window: timedelta = timedelta(hours=24),
+    policies: Mapping[str, MetricPolicy] | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    now: datetime | None = None,
+) -> Comparison:
+    """Compare what ``before`` and ``after`` select; see `canary.compare.selectors`."""
+    policies = dict(DEFAULT_POLICIES if policies is None else policies)
+    now = now or datetime.now(UTC)
+    sel_b = parse_selector(before, "before", window=window, now=now)
+    sel_a = parse_selector(after, "after", window=window, now=now)
+    if by is None:
+        # A baseline fixes the grouping; otherwise per endpoint when both sides share endpoints.
+        if sel_b.baseline is not None:
+            by_b, _ = resolve(store, sel_b, "before", DEFAULT_BY, policies, window)
+            by = by_b.by
+        else:
+            by = DEFAULT_BY
+    agg_b, _ = resolve(store, sel_b, "before", by, policies, window)
+    agg_a, filt_a = resolve(store, sel_a, "after", by, policies, window)
+    if sel_b.baseline is None and not set(agg_b.cohorts) & set(agg_a.cohorts) and by:
+        agg_b, _ = resolve(store, sel_b, "before", (), policies, window)
+        agg_a, filt_a = resolve(store, sel_a, "after", (), policies, window)
+    agg_b.description = agg_b.description or before
+    comparison = compare(agg_b, agg_a, policies, alpha=alpha, power=power)
+    if filt_a is not None:
+        evidence = {
+            f"{v.cohort}/{v.metric}": evidence_ids(
+                store, filt_a, _cohort(agg_a, v.cohort), v.metric, policies
+            )
+            for v in comparison.verdicts
+            if v.verdict == "regression"
+        }
+        comparison = Comparison(**{**comparison.__dict__, "evidence": evidence})
+    return comparison
+
+
+def _cohort(agg: Aggregate, name: str) -> CohortData | None:
+    key = name.split(" → ")[-1].split(" @")[0]
+    return agg.cohorts.get(key)
+
+
+def evidence_ids(
+    store: Store,
+    filt: ResultFilter,
+    cohort: CohortData | None,
+    metric: str,
+    policies: Mapping[str, MetricPolicy],
+    limit: int = EVIDENCE_PER_REGRESSION,
+) -> list[int]:
+    """Result ids that show a regression: flagged results, errors, or the worst values."""
+    if cohort is None:
+        return []
+    from canary.compare.aggregate import _where
+
+    where = _where(filt, sorted(cohort.cohort_ids))
+    with store.engine.connect() as conn:
+        if metric == ERROR_RATE:
+            query = select(ResultRow.id).where(*where, ResultRow.error_kind.is_not(None))
+        elif metric == LATENCY:
+            query = select(ResultRow.id).where(*where).order_by(ResultRow.latency_ms.desc())
+        else:
+            policy = policies.get(metric)
+            base = (
+                select(ResultRow.id)
+                .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
+                .where(*where, ScoreRow.metric == metric)
+            )
+            if policy is not None and policy.kind == "rate":
+                query = base.where(ScoreRow.flagged.is_(True)).order_by(ResultRow.id.desc())
+            elif policy is not None and policy.direction == "lower_is_worse":
+                query = base.order_by(ScoreRow.value.asc())
+            else:
+                query = base.order_by(ScoreRow.value.desc())
+        return [int(i) for i in conn.execute(query.limit(limit)).scalars()]
