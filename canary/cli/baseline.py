@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from canary.cli.options import DbOption, JsonOption
+from canary.cli.options import DbOption, JsonOption, SelectOption
 from canary.cli.output import console, print_json
 
 app = typer.Typer(no_args_is_help=True)
@@ -17,11 +17,15 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 def capture(
     name: Annotated[str, typer.Argument(help="Name to store the baseline under.")],
-    select: Annotated[
-        str, typer.Option("--select", help="Selector: run:ID, SINCE..UNTIL or labels[@window].")
-    ],
+    select: SelectOption = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Results since: 48h or an ISO time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Results before this.")] = None,
+    run: Annotated[
+        list[int] | None, typer.Option("--run", help="Results of this run (repeatable).")
+    ] = None,
     by: Annotated[str, typer.Option("--by", help="Cohort labels, comma-separated.")] = "endpoint",
-    window: Annotated[str, typer.Option("--window", help="Window of label selectors.")] = "24h",
     note: Annotated[str | None, typer.Option("--note", help="Why this period is healthy.")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a baseline of that name.")
@@ -29,24 +33,33 @@ def capture(
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Summarise a healthy period per cohort × metric and store it as NAME."""
+    """Summarise a healthy period per cohort × metric and store it as NAME.
+
+    Choose the results with --run, or --since/--until, narrowed by --select label=value.
+    """
     from canary.compare import aggregate, save_baseline
-    from canary.compare.selectors import parse_selector
+    from canary.compare.selectors import ResultFilter
+    from canary.config.selection import parse_label_filters
     from canary.errors import ConfigError
     from canary.stats import DEFAULT_POLICIES
     from canary.store import open_store
-    from canary.timespec import parse_duration
+    from canary.timespec import parse_time
 
-    selector = parse_selector(select, "before", window=parse_duration(window))
-    if selector.filter is None:
-        raise ConfigError(f"--select {select!r}: capture from run:ID, a window or labels")
+    if not (run or since or until):
+        raise ConfigError("say which results: --run ID, or --since/--until (with --select)")
+    filt = ResultFilter(
+        run_ids=tuple(run or ()),
+        labels=parse_label_filters(select or ()),
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+    )
     store = open_store(db)
-    agg = aggregate(store, selector.filter, [b for b in by.split(",") if b], DEFAULT_POLICIES)
-    baseline = save_baseline(store, name, agg, select, note=note, replace=force)
-    if json:
-        print_json(baseline.summary())
-        return
+    agg = aggregate(store, filt, [b for b in by.split(",") if b], DEFAULT_POLICIES, detail=True)
+    baseline = save_baseline(store, name, agg, filt.describe(), note=note, replace=force)
     summary = baseline.summary()
+    if json:
+        print_json(summary)
+        return
     console.print(
         f"baseline [bold]{name}[/]: {summary['results']} results, "
         f"{summary['cohorts']} cohorts, suites {', '.join(summary['suites'])}"

@@ -72,13 +72,22 @@ class CohortData:
     """Suite name → versions seen (more than one means the suite changed inside the side)."""
     cohort_ids: set[int] = field(default_factory=set)
     metrics: dict[str, MetricData] = field(default_factory=dict)
+    probes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    """Baselines only: probe → rate metric → [flagged, scored], to see which probes moved."""
+    expected: dict[str, str] = field(default_factory=dict)
+    """Baselines only: probe → most common output of greedy fixed/topk probes."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "labels": self.labels,
             "suites": {name: sorted(v) for name, v in sorted(self.suites.items())},
             "metrics": {m: d.to_json() for m, d in sorted(self.metrics.items())},
         }
+        if self.probes:
+            data["probes"] = {p: dict(sorted(m.items())) for p, m in sorted(self.probes.items())}
+        if self.expected:
+            data["expected"] = dict(sorted(self.expected.items()))
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CohortData:
@@ -86,6 +95,10 @@ class CohortData:
             labels=dict(data["labels"]),
             suites={name: set(v) for name, v in data["suites"].items()},
             metrics={m: MetricData.from_json(d) for m, d in data["metrics"].items()},
+            probes={
+                p: {m: list(v) for m, v in ms.items()} for p, ms in data.get("probes", {}).items()
+            },
+            expected=dict(data.get("expected", {})),
         )
 
 
@@ -134,9 +147,18 @@ def cohort_key(labels: Mapping[str, str], by: Sequence[str]) -> str:
 
 
 def aggregate(
-    store: Store, filt: ResultFilter, by: Sequence[str], policies: Mapping[str, MetricPolicy]
+    store: Store,
+    filt: ResultFilter,
+    by: Sequence[str],
+    policies: Mapping[str, MetricPolicy],
+    *,
+    detail: bool = False,
 ) -> Aggregate:
-    """Summarise the results ``filt`` selects, per cohort (``by`` labels) and metric."""
+    """Summarise the results ``filt`` selects, per cohort (``by`` labels) and metric.
+
+    With ``detail`` (baselines), also per probe: rate counts, and the most common output of
+    greedy fixed/topk probes (what a healthy fleet answered).
+    """
     by = tuple(by)
     out = Aggregate(by=by, description=filt.describe())
     with store.engine.connect() as conn:
@@ -234,7 +256,47 @@ def aggregate(
             data.categories[str(category)] = data.categories.get(str(category), 0) + int(n)
             data.n += int(n)
             data.fingerprints.add(fingerprint)
+        if detail:
+            _probe_detail(conn, out, key_of, where, rates)
     return out
+
+
+def _probe_detail(
+    conn: Any,
+    out: Aggregate,
+    key_of: Mapping[int, str],
+    where: list[ColumnElement[bool]],
+    rates: list[str],
+) -> None:
+    flagged = case((ScoreRow.flagged.is_(True), 1), else_=0)
+    for cohort_id, probe_key, name, n, k in conn.execute(
+        select(
+            ResultRow.cohort_id,
+            ProbeRow.probe_key,
+            ScoreRow.metric,
+            func.count(),
+            func.sum(flagged),
+        )
+        .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
+        .where(ScoreRow.result_id == ResultRow.id, *where, ScoreRow.metric.in_(rates))
+        .group_by(ResultRow.cohort_id, ProbeRow.probe_key, ScoreRow.metric)
+    ):
+        counts = out.cohorts[key_of[cohort_id]].probes.setdefault(probe_key, {})
+        k_n = counts.setdefault(name, [0, 0])
+        k_n[0] += int(k or 0)
+        k_n[1] += int(n)
+    best: dict[tuple[str, str], tuple[int, str]] = {}
+    for cohort_id, probe_key, text, n in conn.execute(
+        select(ResultRow.cohort_id, ProbeRow.probe_key, ResultRow.output_text, func.count())
+        .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
+        .where(*where, ProbeRow.kind.in_(["fixed", "topk"]), ResultRow.error_kind.is_(None))
+        .group_by(ResultRow.cohort_id, ProbeRow.probe_key, ResultRow.output_text)
+    ):
+        slot = (key_of[cohort_id], probe_key)
+        if text is not None and (slot not in best or int(n) > best[slot][0]):
+            best[slot] = (int(n), text)
+    for (key, probe_key), (_, text) in best.items():
+        out.cohorts[key].expected[probe_key] = text
 
 
 def _where(filt: ResultFilter, cohort_ids: list[int]) -> list[ColumnElement[bool]]:

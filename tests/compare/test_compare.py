@@ -143,11 +143,50 @@ def test_cli_exit_codes(store: Store, write_run: Writer, tmp_path: Path) -> None
     assert out.exit_code == 3 and "run:12" in out.output
     out = runner.invoke(app, ["compare", "--before", "nope", "--after", f"run:{after}", *db])
     assert out.exit_code == 4 and "no baseline named 'nope'" in out.output
-    out = runner.invoke(app, ["baseline", "capture", "b1", "--select", f"run:{before}", *db])
+    out = runner.invoke(app, ["baseline", "capture", "b1", "--run", str(before), *db])
     assert out.exit_code == 0, out.output
-    out = runner.invoke(app, ["baseline", "capture", "b1", "--select", f"run:{before}", *db])
+    out = runner.invoke(app, ["baseline", "capture", "b1", "--run", str(before), *db])
     assert out.exit_code == 3 and "--force" in out.output
     out = runner.invoke(app, ["baseline", "list", "--json", *db])
     assert [b["name"] for b in json.loads(out.output)] == ["b1"]
     out = runner.invoke(app, ["compare", "--before", "b1", "--after", f"run:{after}", *db])
     assert out.exit_code == 1 and "canary show" in out.output
+
+
+def test_capture_needs_a_selection_and_refuses_an_empty_one(
+    store: Store, write_run: Writer
+) -> None:
+    write_run("gpu-a", 100, 0.0)
+    runner = CliRunner()
+    db = ["--db", store.url]
+    out = runner.invoke(app, ["baseline", "capture", "b", *db])
+    assert out.exit_code == 3 and "--run ID" in out.output
+    window = ["--since", T0.isoformat(), "--until", (T0 + timedelta(hours=1)).isoformat()]
+    out = runner.invoke(app, ["baseline", "capture", "b", "--select", "pool=nope", *window, *db])
+    assert out.exit_code == 3 and "would be empty" in out.output
+    out = runner.invoke(
+        app, ["baseline", "capture", "b", "--select", "pool=gpu-a", *window, *db, "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["results"] == 100
+    shown = json.loads(runner.invoke(app, ["baseline", "show", "b", "--json", *db]).output)
+    cohort = shown["aggregate"]["cohorts"]["endpoint=gpu-a"]
+    assert cohort["probes"]["p1"]["unexpected_script"] == [0, 50]
+
+
+def test_detailed_baseline_keeps_the_healthy_answer_of_fixed_probes(
+    store: Store, write_run: Writer
+) -> None:
+    from collections import Counter
+
+    suite = Suite(name="answers", probes=[Probe(id="f1", kind="fixed", prompt="Say it.")])
+    run = write_run("gpu-a", 60, 0.0, suite=suite)
+    agg = aggregate(
+        store, ResultFilter(run_ids=(run,)), ["endpoint"], DEFAULT_POLICIES, detail=True
+    )
+    outputs = Counter(r.output_text for r in store.results_for_run(run))
+    top_count = outputs.most_common(1)[0][1]
+    expected = agg.cohorts["endpoint=gpu-a"].expected["f1"]
+    assert outputs[expected] == top_count
+    plain = aggregate(store, ResultFilter(run_ids=(run,)), ["endpoint"], DEFAULT_POLICIES)
+    assert plain.cohorts["endpoint=gpu-a"].expected == {}
