@@ -174,7 +174,7 @@ def aggregate(
             cohort.cohort_ids.add(cohort_id)
         if not key_of:
             return out
-        where = _where(filt, list(key_of))
+        where = _where(conn, filt, list(key_of))
 
         def metric(cohort_id: int, name: str, kind: str) -> MetricData:
             return out.cohorts[key_of[cohort_id]].metrics.setdefault(name, MetricData(kind))
@@ -299,15 +299,12 @@ def _probe_detail(
         out.cohorts[key].expected[probe_key] = text
 
 
-def _where(filt: ResultFilter, cohort_ids: list[int]) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [ResultRow.cohort_id.in_(cohort_ids)]
-    if filt.run_ids:
-        where.append(ResultRow.run_id.in_(list(filt.run_ids)))
-    if filt.since is not None:
-        where.append(ResultRow.started_at >= filt.since)
-    if filt.until is not None:
-        where.append(ResultRow.started_at < filt.until)
-    return where
+def _where(conn: Any, filt: ResultFilter, cohort_ids: list[int]) -> list[ColumnElement[bool]]:
+    """The filter's runs and window, on the cohorts already resolved from its labels."""
+    from canary.store.filters import result_filters
+
+    where = result_filters(conn, run_ids=filt.run_ids, since=filt.since, until=filt.until)
+    return [ResultRow.cohort_id.in_(cohort_ids), *where]
 
 
 def _bin(column: InstrumentedAttribute[Any], binning: Binning) -> Col[Any]:

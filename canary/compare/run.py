@@ -108,8 +108,8 @@ def evidence_ids(
         return []
     from canary.compare.aggregate import _where
 
-    where = _where(filt, sorted(cohort.cohort_ids))
     with store.engine.connect() as conn:
+        where = _where(conn, filt, sorted(cohort.cohort_ids))
         if metric == ERROR_RATE:
             query = select(ResultRow.id).where(*where, ResultRow.error_kind.is_not(None))
         elif metric == LATENCY:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 
 from canary.store.models import ProbeRow, ResultRow
 
@@ -45,19 +45,18 @@ def score_determinism(
     labels: Mapping[str, str] | None = None,
 ) -> list[ScoreToSave]:
     from canary.detectors.determinism import summarize_repeats
-    from canary.store.repository import matching_cohort_ids
+    from canary.store.filters import result_filters
     from canary.store.scores import ScoreToSave, record_detector_specs, save_scores
 
-    where: list[ColumnElement[bool]] = [ProbeRow.kind == "determinism"]
-    if run_id is not None:
-        where.append(ResultRow.run_id == run_id)
-    if since is not None:
-        where.append(ResultRow.started_at >= since)
-    if until is not None:
-        where.append(ResultRow.started_at < until)
     with store.engine.connect() as conn:
-        if labels:
-            where.append(ResultRow.cohort_id.in_(matching_cohort_ids(conn, labels)))
+        where = result_filters(
+            conn,
+            run_ids=[run_id] if run_id is not None else [],
+            since=since,
+            until=until,
+            labels=labels,
+        )
+        where.append(ProbeRow.kind == "determinism")
         rows = conn.execute(
             select(
                 ResultRow.id,

@@ -64,7 +64,7 @@ def session_impact(
     A result counts as flagged when any of its scores (of ``metrics``, default all) is flagged;
     a session counts when any of its results does.
     """
-    from canary.store.repository import matching_cohort_ids
+    from canary.store.filters import result_filters
 
     flagged_filter: list[ColumnElement[bool]] = [ScoreRow.flagged.is_(True)]
     if metrics:
@@ -72,14 +72,8 @@ def session_impact(
     flagged_ids = select(ScoreRow.result_id).where(*flagged_filter).distinct().scalar_subquery()
     is_flagged = ResultRow.id.in_(flagged_ids)
 
-    where: list[ColumnElement[bool]] = []
-    if since is not None:
-        where.append(ResultRow.started_at >= since)
-    if until is not None:
-        where.append(ResultRow.started_at < until)
     with store.engine.connect() as conn:
-        if labels:
-            where.append(ResultRow.cohort_id.in_(matching_cohort_ids(conn, labels)))
+        where = result_filters(conn, since=since, until=until, labels=labels)
         rows = conn.execute(
             select(
                 ResultRow.cohort_id,

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from canary.store.filters import result_filters
 from canary.store.models import DetectorSpecRow, ProbeRow, ResultRow, ScoreRow, utcnow
-from canary.store.repository import Store, matching_cohort_ids
+from canary.store.repository import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,23 +60,18 @@ def scorable_batches(
 
     ``kinds`` keeps only results of probes of those kinds.
     """
-    where: list[ColumnElement[bool]] = []
+    with store.engine.connect() as conn:
+        where = result_filters(
+            conn,
+            run_ids=[run_id] if run_id is not None else [],
+            since=since,
+            until=until,
+            labels=labels,
+        )
     if kinds is not None:
         where.append(
             ResultRow.probe_id.in_(select(ProbeRow.id).where(ProbeRow.kind.in_(list(kinds))))
         )
-    if run_id is not None:
-        where.append(ResultRow.run_id == run_id)
-    if since is not None:
-        where.append(ResultRow.started_at >= since)
-    if until is not None:
-        where.append(ResultRow.started_at < until)
-    if labels:
-        with store.engine.connect() as conn:
-            cohorts = matching_cohort_ids(conn, labels)
-        if not cohorts:
-            return
-        where.append(ResultRow.cohort_id.in_(cohorts))
     last_id = 0
     columns = (
         ResultRow.id,
