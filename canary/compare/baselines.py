@@ -41,9 +41,11 @@ class Baseline:
             "cohorts": len(self.aggregate.cohorts),
             "results": self.aggregate.results,
             "suites": sorted(
-                f"{s}@{','.join(sorted(v))}"
-                for c in self.aggregate.cohorts.values()
-                for s, v in c.suites.items()
+                {
+                    f"{s}@{','.join(sorted(v))}"
+                    for c in self.aggregate.cohorts.values()
+                    for s, v in c.suites.items()
+                }
             ),
             "note": self.note,
         }
