@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from canary.compare.aggregate import (
 )
 from canary.compare.gate import Comparison, compare
 from canary.compare.selectors import ResultFilter, Role, Selector, change_window, parse_selector
+from canary.errors import ConfigError
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
 from canary.store import Store
 from canary.store.models import ResultRow, ScoreRow
@@ -64,16 +66,22 @@ def run_compare(
     now = now or datetime.now(UTC)
     sel_b = parse_selector(before, "before", window=window, now=now)
     sel_a = parse_selector(after, "after", window=window, now=now)
-    if by is None:
-        # A baseline fixes the grouping; otherwise per endpoint when both sides share endpoints.
-        if sel_b.baseline is not None:
-            by_b, _ = resolve(store, sel_b, "before", DEFAULT_BY, policies, window)
-            by = by_b.by
-        else:
-            by = DEFAULT_BY
-    agg_b, _ = resolve(store, sel_b, "before", by, policies, window)
+    agg_b: Aggregate | None = None
+    if sel_b.baseline is not None:
+        # A baseline carries its own grouping (resolve ignores `by` for baselines).
+        agg_b, _ = resolve(store, sel_b, "before", (), policies, window)
+        if by is not None and tuple(by) != agg_b.by:
+            raise ConfigError(
+                f"baseline {sel_b.baseline!r} is grouped by {','.join(agg_b.by) or 'nothing'}; "
+                "drop --by or re-capture the baseline with the grouping you want"
+            )
+        by = agg_b.by
+    by = tuple(by) if by is not None else DEFAULT_BY
+    if agg_b is None:
+        agg_b, _ = resolve(store, sel_b, "before", by, policies, window)
     agg_a, filt_a = resolve(store, sel_a, "after", by, policies, window)
-    if sel_b.baseline is None and not set(agg_b.cohorts) & set(agg_a.cohorts) and by:
+    if sel_b.baseline is None and by and not set(agg_b.cohorts) & set(agg_a.cohorts):
+        # No shared cohort (e.g. pool=gpu-a against pool=tpu-b): compare the sides whole.
         agg_b, _ = resolve(store, sel_b, "before", (), policies, window)
         agg_a, filt_a = resolve(store, sel_a, "after", (), policies, window)
     agg_b.description = agg_b.description or before
@@ -86,7 +94,7 @@ def run_compare(
             for v in comparison.verdicts
             if v.verdict == "regression"
         }
-        comparison = Comparison(**{**comparison.__dict__, "evidence": evidence})
+        comparison = replace(comparison, evidence=evidence)
     return comparison
 
 

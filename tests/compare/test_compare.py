@@ -19,6 +19,7 @@ from canary.compare import (
     save_baseline,
 )
 from canary.compare.selectors import ResultFilter
+from canary.errors import ConfigError
 from canary.probes.model import Probe, Suite
 from canary.stats import DEFAULT_POLICIES
 from canary.store import Store
@@ -190,3 +191,16 @@ def test_detailed_baseline_keeps_the_healthy_answer_of_fixed_probes(
     assert outputs[expected] == top_count
     plain = aggregate(store, ResultFilter(run_ids=(run,)), ["endpoint"], DEFAULT_POLICIES)
     assert plain.cohorts["endpoint=gpu-a"].expected == {}
+
+
+def test_baseline_grouping_wins_and_a_conflicting_by_is_refused(
+    store: Store, write_run: Writer
+) -> None:
+    before = write_run("gpu-a", 200, 0.0)
+    agg = aggregate(store, ResultFilter(run_ids=(before,)), ["endpoint"], DEFAULT_POLICIES)
+    save_baseline(store, "per-endpoint", agg, f"run:{before}")
+    after = write_run("gpu-a", 200, 0.0, start=T0 + timedelta(hours=1), seed=9)
+    comparison = run_compare(store, "per-endpoint", f"run:{after}")
+    assert comparison.by == ("endpoint",)
+    with pytest.raises(ConfigError, match="grouped by endpoint; drop --by"):
+        run_compare(store, "per-endpoint", f"run:{after}", by=["pool"])
