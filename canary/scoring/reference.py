@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 TOPK_KINDS = ("topk", "routing")
 SAMPLING_KINDS = ("sampling",)
 TOPK_VERSION = "2"
-SAMPLING_VERSION = "1"
+SAMPLING_VERSION = "2"
 #: A G-test p-value below this flags the sampling group (the stats layer applies FDR control).
 SAMPLING_ALPHA = 1e-3
 #: Expected count below which first tokens are pooled into one "other" bin for the G-test.
@@ -191,30 +191,34 @@ class ReferenceScorer:
                     evidence if impossible else None,
                 )
             )
-        n = len(firsts)
+        # A token outside the reference's support cannot come from a correct sampler: seeing one
+        # is exact evidence (p = 0). The G-test judges the in-support tokens only, so impossible
+        # tokens are never diluted among the legitimately rare ones in the pooled bin.
+        outside = sum(1 for _, token in firsts if expected_p.get(token, 0.0) == 0.0)
+        inside = [token for _, token in firsts if expected_p.get(token, 0.0) > 0.0]
+        n = len(inside)
         observed: dict[str, int] = defaultdict(int)
-        for _, token in firsts:
+        for token in inside:
             observed[token] += 1
         bins = [t for t, p in expected_p.items() if p * n >= MIN_EXPECTED]
-        other_p = 1.0 - sum(expected_p[t] for t in bins)
-        obs = [observed.get(t, 0) for t in bins]
-        exp = [expected_p[t] * n for t in bins]
-        obs.append(n - sum(obs))
-        exp.append(max(other_p, 0.0) * n)
-        if exp[-1] < 1e-9:  # no "other" mass: drop the bin unless something landed there
-            if obs[-1] == 0:
-                obs.pop()
-                exp.pop()
-            else:
-                exp[-1] = 1e-9
-        p_value = (
-            1.0
-            if len(obs) < 2
-            else float(power_divergence(obs, exp, lambda_="log-likelihood").pvalue)
-        )
+        other_p = max(1.0 - sum(expected_p[t] for t in bins), 0.0)
+        obs = [observed.get(t, 0) for t in bins] + [n - sum(observed.get(t, 0) for t in bins)]
+        exp = [expected_p[t] * n for t in bins] + [other_p * n]
+        if exp[-1] < 1e-9 and obs[-1] == 0:  # no pooled mass and nothing landed there
+            obs.pop()
+            exp.pop()
+        if outside:
+            p_value = 0.0
+        elif len(obs) < 2 or n < 2:
+            p_value = 1.0
+        else:
+            total = sum(exp)
+            exp = [e * n / total for e in exp]  # exact totals for scipy
+            p_value = float(power_divergence(obs, exp, lambda_="log-likelihood").pvalue)
         flagged = p_value < SAMPLING_ALPHA
         evidence = {
-            "samples": n,
+            "samples": len(firsts),
+            "outside_support": outside,
             "bins": [
                 {"token": t, "observed": o, "expected": round(e, 2)}
                 for t, o, e in zip([*bins, "<other>"], obs, exp, strict=False)
