@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canary.probes.model import Probe
-from canary.runner.records import TokenLogprob
 
 if TYPE_CHECKING:
     from canary.store import Store
@@ -118,6 +117,7 @@ def _score_batch(
 ) -> list[ScoreToSave]:
     from canary.detectors import ScoringInput
     from canary.store.scores import ScoreToSave
+    from canary.store.views import tokens_from_json
 
     out: list[ScoreToSave] = []
     for r in batch:
@@ -146,21 +146,6 @@ def _score_batch(
                     )
                 )
     return out
-
-
-def tokens_from_json(tokens: list[dict[str, Any]] | None) -> list[TokenLogprob] | None:
-    """Stored token dicts back into `TokenLogprob`s."""
-    if tokens is None:
-        return None
-    return [
-        TokenLogprob(
-            token=t.get("token", ""),
-            logprob=t.get("logprob"),
-            top=t.get("top") or {},
-            token_id=t.get("token_id"),
-        )
-        for t in tokens
-    ]
 
 
 class ProbeCache:

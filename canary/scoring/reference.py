@@ -96,8 +96,8 @@ class ReferenceScorer:
     def _score_topk(self, results: Sequence[ScorableResult], probes: Any) -> list[ScoreToSave]:
         from canary.detectors.topk import DEFAULT_MIN_GAP_NATS, compare_to_reference
         from canary.reference import ReferenceRunner
-        from canary.scoring.pipeline import tokens_from_json
         from canary.store.scores import ScoreToSave
+        from canary.store.views import tokens_from_json
 
         judged = [r for r in results if r.error_kind is None]
         if not judged:
