@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ class ReferenceScorer:
     store: Store
     model_path: Path | None = None
     _model: ReferenceModel | None = None
+    _flavours: dict[int, str] | None = None
+    _fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def model(self) -> ReferenceModel:
@@ -85,13 +87,23 @@ class ReferenceScorer:
         save_scores(self.store, scores)
         return saved + scores
 
-    def _record_spec(self, name: str, version: str, args: dict[str, Any]) -> str:
-        from canary.detectors import DetectorSpec
-        from canary.store.scores import record_detector_specs
+    @property
+    def flavours(self) -> dict[int, str]:
+        """Endpoint row id → API flavour, read once per scoring pass."""
+        if self._flavours is None:
+            self._flavours = endpoint_flavours(self.store)
+        return self._flavours
 
-        spec = DetectorSpec(name, version, args)
-        record_detector_specs(self.store, [(name, spec.fingerprint, version, args)])
-        return spec.fingerprint
+    def _record_spec(self, name: str, version: str, args: dict[str, Any]) -> str:
+        """The detector's fingerprint, its arguments stored the first time it is asked for."""
+        if name not in self._fingerprints:
+            from canary.detectors import DetectorSpec
+            from canary.store.scores import record_detector_specs
+
+            spec = DetectorSpec(name, version, args)
+            record_detector_specs(self.store, [(name, spec.fingerprint, version, args)])
+            self._fingerprints[name] = spec.fingerprint
+        return self._fingerprints[name]
 
     def _score_topk(self, results: Sequence[ScorableResult], probes: Any) -> list[ScoreToSave]:
         from canary.detectors.topk import DEFAULT_MIN_GAP_NATS, compare_to_reference
@@ -109,7 +121,7 @@ class ReferenceScorer:
             {"reference": model.fingerprint, "min_gap_nats": DEFAULT_MIN_GAP_NATS},
         )
         runner = ReferenceRunner(model, self.store.engine)
-        flavours = endpoint_flavours(self.store)
+        flavours = self.flavours
         # One reference output per (rendered prompt, max_tokens): what the endpoint's model saw.
         keys = {
             r.result_id: (
@@ -152,7 +164,7 @@ class ReferenceScorer:
             return []
         params = probe.params
         model = self.model
-        flavour = endpoint_flavours(self.store).get(members[0].endpoint_id, "")
+        flavour = self.flavours.get(members[0].endpoint_id, "")
         expected_p = model.next_token_distribution(
             probe.rendered_for(flavour), params.temperature, params.top_p, params.top_k
         )
