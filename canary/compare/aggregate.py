@@ -174,7 +174,7 @@ def aggregate(
             cohort.cohort_ids.add(cohort_id)
         if not key_of:
             return out
-        where = _where(conn, filt, list(key_of))
+        where = cohort_filters(conn, filt, list(key_of))
 
         def metric(cohort_id: int, name: str, kind: str) -> MetricData:
             return out.cohorts[key_of[cohort_id]].metrics.setdefault(name, MetricData(kind))
@@ -299,7 +299,9 @@ def _probe_detail(
         out.cohorts[key].expected[probe_key] = text
 
 
-def _where(conn: Any, filt: ResultFilter, cohort_ids: list[int]) -> list[ColumnElement[bool]]:
+def cohort_filters(
+    conn: Any, filt: ResultFilter, cohort_ids: list[int]
+) -> list[ColumnElement[bool]]:
     """The filter's runs and window, on the cohorts already resolved from its labels."""
     from canary.store.filters import result_filters
 

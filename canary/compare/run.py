@@ -114,10 +114,10 @@ def evidence_ids(
     """Result ids that show a regression: flagged results, errors, or the worst values."""
     if cohort is None:
         return []
-    from canary.compare.aggregate import _where
+    from canary.compare.aggregate import cohort_filters
 
     with store.engine.connect() as conn:
-        where = _where(conn, filt, sorted(cohort.cohort_ids))
+        where = cohort_filters(conn, filt, sorted(cohort.cohort_ids))
         if metric == ERROR_RATE:
             query = select(ResultRow.id).where(*where, ResultRow.error_kind.is_not(None))
         elif metric == LATENCY:
