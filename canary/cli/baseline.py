@@ -37,11 +37,10 @@ def capture(
 
     Choose the results with --run, or --since/--until, narrowed by --select label=value.
     """
-    from canary.compare import aggregate, save_baseline
+    from canary.compare.baselines import capture_baseline
     from canary.compare.selectors import ResultFilter
     from canary.config.selection import parse_label_filters
     from canary.errors import ConfigError
-    from canary.stats import DEFAULT_POLICIES
     from canary.store import open_store
     from canary.timespec import parse_time
 
@@ -53,9 +52,9 @@ def capture(
         since=parse_time(since) if since else None,
         until=parse_time(until) if until else None,
     )
-    store = open_store(db)
-    agg = aggregate(store, filt, [b for b in by.split(",") if b], DEFAULT_POLICIES, detail=True)
-    baseline = save_baseline(store, name, agg, filt.describe(), note=note, replace=force)
+    baseline = capture_baseline(
+        open_store(db), name, filt, [b for b in by.split(",") if b], note=note, replace=force
+    )
     summary = baseline.summary()
     if json:
         print_json(summary)

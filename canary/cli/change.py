@@ -1,7 +1,8 @@
-"""`canary change record|list`: tell canary about deploys, config and load-balancer changes."""
+"""`canary change record|list|ingest`: tell canary about deploys, config and LB changes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,23 +27,23 @@ def record(
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Record a change touching the cohorts that match --select (all cohorts when none)."""
-    from datetime import UTC, datetime
+    """Record a change touching the cohorts that match --select (all cohorts when none).
 
-    from canary.config.selection import parse_label_filters
+    Recording an id again with the same kind, cohorts, time and note is a harmless retry.
+    """
     from canary.store import open_store
-    from canary.store.changes import record_change
-    from canary.timespec import parse_time
+    from canary.store.changes import change_from_mapping, record_changes
 
-    when = parse_time(at) if at else datetime.now(UTC)
-    change = record_change(
-        open_store(db), change_id, kind, parse_label_filters(select or ()), when, note
-    )
+    given = {"id": change_id, "kind": kind, "select": select or [], "at": at, "note": note}
+    spec = change_from_mapping(given, source="canary change record")
+    (recorded,) = record_changes(open_store(db), [spec])
+    change = recorded.change
     if json:
         print_json(change.to_dict())
     else:
+        verb = "recorded" if recorded.created else "already recorded (identical)"
         console.print(
-            f"recorded {change.kind} [bold]{change.change_id}[/] at "
+            f"{verb} {change.kind} [bold]{change.change_id}[/] at "
             f"{change.at.isoformat(timespec='seconds')}"
         )
 
@@ -76,3 +77,37 @@ def list_(
             c.note,
         )
     console.print(table if changes else "no changes recorded")
+
+
+@app.command()
+def ingest(
+    directory: Annotated[
+        Path, typer.Argument(help="Drop directory with *.json / *.yaml change files.")
+    ],
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Record the change files in DIRECTORY once, as the daemon does on each poll.
+
+    Stored files move to DIRECTORY/processed; bad ones to DIRECTORY/failed with NAME.error.
+    Exits 3 when any file failed.
+    """
+    from canary.daemon.dropdir import ingest_change_files
+    from canary.errors import ExitCode
+    from canary.store import open_store
+
+    outcomes = ingest_change_files(open_store(db), directory)
+    if json:
+        print_json([o.to_dict() for o in outcomes])
+    elif not outcomes:
+        console.print(f"no change files in {directory}")
+    else:
+        table = Table(title=f"change files in {directory}")
+        for column in ("file", "status", "changes or reason"):
+            table.add_column(column)
+        for o in outcomes:
+            ids = ", ".join(r.change.change_id for r in o.changes)
+            table.add_row(o.name, o.status, o.error or ids)
+        console.print(table)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(int(ExitCode.USAGE))

@@ -85,11 +85,15 @@ def show(
     if result.served_by:
         facts.add_row("served by", result.served_by)
     if result.error_kind:
-        facts.add_row(
-            "error", Text(f"{result.error_kind}: {result.error_detail or ''}", style="red")
-        )
+        detail = f": {result.error_detail}" if result.error_detail else ""
+        facts.add_row("error", Text(f"{result.error_kind}{detail}", style="red"))
     console.print(Panel(facts, title=f"result {result.id}", expand=False))
-    if result.output_text is not None:
+    if result.pruned_at is not None:
+        console.print(
+            f"[yellow]output pruned on {fmt_time(result.pruned_at)} UTC: "
+            "retention keeps scores only[/]"
+        )
+    elif result.output_text is not None:
         # Model output is untrusted: print it as plain Text, never as rich markup.
         console.print(Panel(Text(result.output_text), title="output", expand=False))
     if result.tokens:

@@ -9,6 +9,7 @@ tests every pair with the metric's policy, controls the FDR across the family an
 from canary.compare.aggregate import Aggregate, aggregate
 from canary.compare.baselines import (
     Baseline,
+    capture_baseline,
     export_baseline,
     import_baseline,
     list_baselines,
@@ -27,6 +28,7 @@ __all__ = [
     "ResultFilter",
     "Selector",
     "aggregate",
+    "capture_baseline",
     "compare",
     "export_baseline",
     "import_baseline",

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement as Col
 
@@ -38,6 +38,11 @@ class MetricData:
     fingerprints: set[str] = field(default_factory=set)
     k: int = 0
     n: int = 0
+    session_k: int = 0
+    """Rates: sessions with at least one flagged result (a session is the independent unit:
+    sticky routing sends all of a session's requests to one pool)."""
+    session_n: int = 0
+    """Rates: sessions with at least one scored result."""
     counts: list[int] | None = None
     binning: dict[str, Any] | None = None
     categories: dict[str, int] | None = None
@@ -46,6 +51,8 @@ class MetricData:
         data: dict[str, Any] = {"kind": self.kind, "fingerprints": sorted(self.fingerprints)}
         if self.kind == "rate":
             data.update(k=self.k, n=self.n)
+            if self.session_n:
+                data.update(session_k=self.session_k, session_n=self.session_n)
         elif self.kind == "continuous":
             data.update(counts=self.counts, binning=self.binning, n=self.n)
         else:
@@ -59,6 +66,8 @@ class MetricData:
             fingerprints=set(data.get("fingerprints", [])),
             k=int(data.get("k", 0)),
             n=int(data.get("n", 0)),
+            session_k=int(data.get("session_k", 0)),
+            session_n=int(data.get("session_n", 0)),
             counts=data.get("counts"),
             binning=data.get("binning"),
             categories=data.get("categories"),
@@ -189,14 +198,23 @@ def aggregate(
             out.cohorts[key_of[cohort_id]].suites.setdefault(suite, set()).add(version)
 
         errored = case((ResultRow.error_kind.is_not(None), 1), else_=0)
-        for cohort_id, n, k in conn.execute(
-            select(ResultRow.cohort_id, func.count(), func.sum(errored))
+        errored_session = case((ResultRow.error_kind.is_not(None), ResultRow.session_id))
+        for cohort_id, n, k, sn, sk in conn.execute(
+            select(
+                ResultRow.cohort_id,
+                func.count(),
+                func.sum(errored),
+                func.count(distinct(ResultRow.session_id)),
+                func.count(distinct(errored_session)),
+            )
             .where(*where)
             .group_by(ResultRow.cohort_id)
         ):
             data = metric(cohort_id, ERROR_RATE, "rate")
             data.n += int(n)
             data.k += int(k or 0)
+            data.session_n += int(sn)
+            data.session_k += int(sk)
 
         latency_binning = DEFAULT_BINNING[LATENCY]
         latency_bin = _bin(ResultRow.latency_ms, latency_binning)
@@ -210,13 +228,16 @@ def aggregate(
         scored = [ScoreRow.result_id == ResultRow.id, *where]
         rates = [m for m, p in policies.items() if p.kind == "rate" and m != ERROR_RATE]
         flagged = case((ScoreRow.flagged.is_(True), 1), else_=0)
-        for cohort_id, name, fingerprint, n, k in conn.execute(
+        flagged_session = case((ScoreRow.flagged.is_(True), ResultRow.session_id))
+        for cohort_id, name, fingerprint, n, k, sn, sk in conn.execute(
             select(
                 ResultRow.cohort_id,
                 ScoreRow.metric,
                 ScoreRow.detector_version,
                 func.count(),
                 func.sum(flagged),
+                func.count(distinct(ResultRow.session_id)),
+                func.count(distinct(flagged_session)),
             )
             .where(*scored, ScoreRow.metric.in_(rates))
             .group_by(ResultRow.cohort_id, ScoreRow.metric, ScoreRow.detector_version)
@@ -224,6 +245,9 @@ def aggregate(
             data = metric(cohort_id, name, "rate")
             data.n += int(n)
             data.k += int(k or 0)
+            # Sessions are unique to one endpoint and round, so summing over cohorts is exact.
+            data.session_n += int(sn)
+            data.session_k += int(sk)
             data.fingerprints.add(fingerprint)
 
         for name, policy in policies.items():

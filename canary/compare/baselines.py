@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from canary.compare.aggregate import Aggregate
+from canary.compare.selectors import ResultFilter
 from canary.errors import ConfigError, NotFoundError
 from canary.store import Store
 from canary.store.models import BaselineRow, utcnow
@@ -94,6 +96,23 @@ def save_baseline(
     except IntegrityError:
         raise ConfigError(f"baseline {name!r} exists; pass --force to replace it") from None
     return Baseline(name, created, selector, aggregate, note)
+
+
+def capture_baseline(
+    store: Store,
+    name: str,
+    filt: ResultFilter,
+    by: Sequence[str],
+    *,
+    note: str | None = None,
+    replace: bool = False,
+) -> Baseline:
+    """Aggregate the results ``filt`` selects per ``by`` cohort, in detail, and store it."""
+    from canary.compare.aggregate import aggregate
+    from canary.stats import DEFAULT_POLICIES
+
+    summary = aggregate(store, filt, by, DEFAULT_POLICIES, detail=True)
+    return save_baseline(store, name, summary, filt.describe(), note=note, replace=replace)
 
 
 def load_baseline(store: Store, name: str) -> Baseline:

@@ -5,14 +5,44 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Cohort label keys with a documented meaning. Any other key is allowed as a user label.
-STANDARD_LABELS = ("pool", "hardware", "platform", "region", "route", "context", "load")
+STANDARD_LABELS = (
+    "pool",
+    "pools",
+    "hardware",
+    "platform",
+    "region",
+    "route",
+    "context",
+    "load",
+)
+"""``pools`` is for front doors: the pools behind them joined by ``+`` (``gpu-a+tpu-b``), so a
+change recorded on one pool is known to touch the front door too."""
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+"""Names of endpoints, pools, schedules, load shapes and sinks."""
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""What a `*_env` key must hold: the name of an environment variable, never its value."""
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def check_slug(value: str, example: str) -> str:
+    """``value`` if it is a `SLUG`, else the one error every config file gives for names."""
+    if not SLUG.match(value):
+        raise ValueError(f"use lowercase letters, digits, '-', '_' or '.', e.g. {example!r}")
+    return value
+
+
+def _known_version(value: int) -> int:
+    if value != 1:
+        raise ValueError("only version 1 exists; write 'version: 1'")
+    return value
+
+
+FormatVersion = Annotated[int, AfterValidator(_known_version)]
+"""The `version:` key of canary's config files (only 1 exists)."""
 
 
 class Strict(BaseModel):
@@ -88,9 +118,7 @@ class EndpointConfig(Strict):
     @field_validator("name")
     @classmethod
     def _name_is_slug(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use lowercase letters, digits, '-', '_' or '.', e.g. 'gpu-us-east'")
-        return value
+        return check_slug(value, "gpu-us-east")
 
     @field_validator("base_url")
     @classmethod
@@ -102,7 +130,7 @@ class EndpointConfig(Strict):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_VAR.match(value):
+        if value is not None and not ENV_VAR_NAME.match(value):
             raise ValueError(
                 "must be the NAME of an environment variable (e.g. 'OPENAI_API_KEY'), not a key"
             )
@@ -134,7 +162,7 @@ class EndpointConfig(Strict):
 class FleetConfig(Strict):
     """The whole fleet file."""
 
-    version: int = 1
+    version: FormatVersion = 1
     """Config format version."""
     database_url: str | None = None
     """SQLAlchemy URL of the store; `CANARY_DATABASE_URL` and `--db` take precedence."""
@@ -142,13 +170,6 @@ class FleetConfig(Strict):
     """Transport limits for endpoints that do not override them."""
     endpoints: list[EndpointConfig]
     """The endpoints to probe."""
-
-    @field_validator("version")
-    @classmethod
-    def _known_version(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("only version 1 exists; write 'version: 1'")
-        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> FleetConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from canary.config.fleet import EndpointConfig, FleetConfig
 from canary.errors import ConfigError
@@ -22,7 +22,8 @@ def parse_label_filters(selectors: Sequence[str]) -> dict[str, str]:
     return filters
 
 
-def labels_match(labels: dict[str, str], filters: dict[str, str]) -> bool:
+def labels_match(labels: Mapping[str, str], filters: Mapping[str, str]) -> bool:
+    """Whether ``labels`` carry every ``filters`` pair (no filters: always)."""
     return all(labels.get(key) == value for key, value in filters.items())
 
 

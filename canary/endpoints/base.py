@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import httpx
 
 from canary.config.fleet import EndpointConfig, Limits
-from canary.endpoints.ratelimit import TokenBucket, get_limiter
+from canary.endpoints.ratelimit import ConcurrencyGate, TokenBucket, get_gate, get_limiter
 from canary.errors import ConfigError
 from canary.probes.model import Probe
 from canary.registry import Registry
@@ -94,13 +94,14 @@ class EndpointClient:
         endpoint: EndpointConfig,
         limits: Limits,
         *,
-        semaphore: asyncio.Semaphore | None = None,
+        semaphore: asyncio.Semaphore | ConcurrencyGate | None = None,
         limiter: TokenBucket | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """`semaphore` shares a concurrency bound with other clients (default: own, of
-        `limits.concurrency`); `limiter` overrides the process-wide one for this endpoint name;
-        `transport` is passed to httpx (e.g. a proxy or a custom TLS setup)."""
+        """`semaphore` bounds requests in flight (default: the process-wide gate of this
+        endpoint name, of `limits.concurrency`, shared by overlapping rounds); `limiter`
+        overrides the process-wide one for this endpoint name; `transport` is passed to httpx
+        (e.g. a proxy or a custom TLS setup)."""
         if endpoint.api_key_env is not None and endpoint.api_key_env not in os.environ:
             raise ConfigError(
                 f"endpoint {endpoint.name}: environment variable {endpoint.api_key_env} is not set;"
@@ -109,7 +110,7 @@ class EndpointClient:
         self.endpoint = endpoint
         self.limits = limits
         self._semaphore = (
-            semaphore if semaphore is not None else asyncio.Semaphore(limits.concurrency)
+            semaphore if semaphore is not None else get_gate(endpoint.name, limits.concurrency)
         )
         self._limiter = (
             limiter if limiter is not None else get_limiter(endpoint.name, limits.rate_limit_rps)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
+from types import TracebackType
 
-__all__ = ["TokenBucket", "get_limiter", "reset_limiters"]
+__all__ = ["ConcurrencyGate", "TokenBucket", "get_gate", "get_limiter", "reset_limiters"]
 
 
 class TokenBucket:
@@ -88,6 +90,107 @@ def get_limiter(name: str, rps: float | None) -> TokenBucket | None:
 
 
 def reset_limiters() -> None:
-    """Forget every shared limiter (tests, or a daemon reloading its fleet from scratch)."""
+    """Forget every shared limiter and gate (tests, or a daemon reloading its fleet)."""
     with _registry_lock:
         _limiters.clear()
+        _gates.clear()
+
+
+class ConcurrencyGate:
+    """At most `limit` requests in flight, across every thread and event loop of the process.
+
+    An `asyncio.Semaphore` belongs to one loop, but the daemon runs overlapping rounds in
+    scheduler threads, each with its own loop; an endpoint's concurrency limit must hold across
+    all of them. Waiters queue in order; a released permit is handed to the next waiter on its
+    own loop (`call_soon_threadsafe`), so no waiter polls.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; a higher one admits waiters at once, a lower one drains."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._lock:
+            self._limit = limit
+            while self._waiters and self._held < self._limit:
+                self._held += 1
+                self._hand_over_locked()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._held < self._limit and not self._waiters:
+                self._held += 1
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+                    raise
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            self._hand_over_locked()
+
+    def _hand_over_locked(self) -> None:
+        while self._waiters:
+            loop, future = self._waiters.popleft()
+            try:
+                loop.call_soon_threadsafe(self._grant, future)
+                return
+            except RuntimeError:  # that waiter's loop is closed: try the next one
+                continue
+        self._held -= 1
+
+    def _grant(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            self.release()
+        else:
+            future.set_result(None)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+_gates: dict[str, ConcurrencyGate] = {}
+
+
+def get_gate(name: str, limit: int) -> ConcurrencyGate:
+    """The process-wide concurrency gate of endpoint `name` (its limit follows the config)."""
+    with _registry_lock:
+        gate = _gates.get(name)
+        if gate is None:
+            gate = _gates[name] = ConcurrencyGate(limit)
+    if gate.limit != limit:
+        gate.set_limit(limit)
+    return gate

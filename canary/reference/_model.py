@@ -124,6 +124,9 @@ class ReferenceModel:
         model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
         model.eval()
         model.requires_grad_(False)
+        from canary.sim import tune_torch_threads
+
+        tune_torch_threads(model)
         return cls(model, tokenizer, where)
 
     @cached_property

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,10 @@ def run_once(
     trigger: str = "cli",
     concurrency: int | None = None,
     note: str | None = None,
+    stop_flag: threading.Event | None = None,
+    handle_signals: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    repeat: int = 1,
 ) -> StoredRound:
     """Send ``suite`` to ``endpoints`` once, writing every result as it completes.
 
@@ -53,6 +58,8 @@ def run_once(
         selection={"endpoints": [e.name for e in endpoints]},
         note=note,
     )
+    if on_start is not None:
+        on_start(run_id)  # e.g. the daemon links its slot to the run before any request
 
     def write(records: list[ResultRecord]) -> None:
         store.save_results(run_id, suite_id, records)
@@ -66,6 +73,9 @@ def run_once(
             on_results=write,
             load_shape=load_shape,
             concurrency=concurrency,
+            stop_flag=stop_flag,
+            handle_signals=handle_signals,
+            repeat=repeat,
         )
         status = "aborted" if summary.interrupted else "completed"
     finally:

@@ -8,6 +8,7 @@ routing can be checked; every other probe × repeat is an independent unit of wo
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 import time
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["EndpointStats", "RoundSummary", "plan_units", "run_round", "run_round_sync"]
 
 OnResults = Callable[[list[ResultRecord]], None]
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ async def run_round(
     concurrency: int | None = None,
     batch_size: int = 32,
     stop_event: asyncio.Event | None = None,
+    repeat: int = 1,
 ) -> RoundSummary:
     """Send `suite` to `endpoints` once and return what happened.
 
@@ -120,21 +125,36 @@ async def run_round(
         raise ValueError("concurrency must be at least 1")
     started_at = datetime.now(UTC)
     start = time.perf_counter()
-    planned = sum(p.repeat for p in suite.probes)
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    planned = sum(p.repeat for p in suite.probes) * repeat
 
     clients: list[EndpointClient] = []
     try:
         for endpoint in endpoints:
             limits = fleet.limits_for(endpoint)
-            if concurrency is not None:
-                limits = limits.model_copy(update={"concurrency": concurrency})
+            if concurrency is not None and concurrency > limits.concurrency:
+                logger.warning(
+                    "endpoint %s: load of %d in flight is capped by its concurrency limit %d",
+                    endpoint.name,
+                    concurrency,
+                    limits.concurrency,
+                )
             clients.append(make_client(endpoint, limits))
 
         sink = _BatchSink(on_results, batch_size)
         tallies = [StatsTally(c.endpoint.name, planned) for c in clients]
         tasks = [
             asyncio.create_task(
-                _run_endpoint(client, plan_units(suite), load_shape, sink, tally, stop_event)
+                _run_endpoint(
+                    client,
+                    [unit for _ in range(repeat) for unit in plan_units(suite)],
+                    load_shape,
+                    sink,
+                    tally,
+                    stop_event,
+                    workers=concurrency or client.limits.concurrency,
+                )
             )
             for client, tally in zip(clients, tallies, strict=True)
         ]
@@ -170,18 +190,22 @@ def run_round_sync(
     concurrency: int | None = None,
     batch_size: int = 32,
     handle_signals: bool = True,
+    stop_flag: threading.Event | None = None,
+    repeat: int = 1,
 ) -> RoundSummary:
     """`run_round` for synchronous callers (the CLI, a scheduler's worker thread).
 
     With `handle_signals`, in the main thread, the first SIGINT/SIGTERM stops the round
     gracefully (in-flight requests finish and are flushed, the summary says `interrupted`) and a
-    second one cancels it outright.
+    second one cancels it outright. Setting `stop_flag` (from any thread, e.g. a daemon's
+    shutdown) stops the round gracefully the same way.
     """
 
     async def main() -> RoundSummary:
         stop = asyncio.Event()
         forced = asyncio.Event()
         installed = _install_stop_signals(stop, forced) if handle_signals else []
+        watcher = asyncio.create_task(_watch_flag(stop_flag, stop)) if stop_flag else None
         try:
             return await run_round(
                 fleet,
@@ -192,17 +216,27 @@ def run_round_sync(
                 concurrency=concurrency,
                 batch_size=batch_size,
                 stop_event=stop,
+                repeat=repeat,
             )
         except asyncio.CancelledError:
             if forced.is_set():
                 raise KeyboardInterrupt from None
             raise
         finally:
+            if watcher is not None:
+                watcher.cancel()
             loop = asyncio.get_running_loop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(main())
+
+
+async def _watch_flag(flag: threading.Event, stop: asyncio.Event) -> None:
+    """Mirror a thread-safe flag into the round's stop event (checked every 50 ms)."""
+    while not flag.is_set():
+        await asyncio.sleep(0.05)
+    stop.set()
 
 
 def _install_stop_signals(stop: asyncio.Event, forced: asyncio.Event) -> list[signal.Signals]:
@@ -235,6 +269,8 @@ async def _run_endpoint(
     sink: _BatchSink,
     tally: StatsTally,
     stop_event: asyncio.Event | None,
+    *,
+    workers: int,
 ) -> None:
     labels = {**client.endpoint.cohort_labels(), "load": load_shape}
     queue = deque(units)
@@ -253,8 +289,8 @@ async def _run_endpoint(
                 tally.add(record)
                 await sink.add(record)
 
-    workers = min(client.limits.concurrency, len(units))
-    await _wait_all([asyncio.create_task(worker()) for _ in range(workers)])
+    # The endpoint's process-wide gate caps what is really in flight across rounds.
+    await _wait_all([asyncio.create_task(worker()) for _ in range(min(workers, len(units)))])
 
 
 async def _wait_all(tasks: list[asyncio.Task[None]]) -> None:

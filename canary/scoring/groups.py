@@ -65,6 +65,7 @@ def score_determinism(
                 ResultRow.probe_id,
                 ResultRow.output_text,
                 ResultRow.error_kind,
+                ResultRow.pruned_at,
                 ProbeRow.spec,
             )
             .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
@@ -72,9 +73,16 @@ def score_determinism(
         ).all()
     groups: dict[tuple[int, int, int], list[tuple[int, str | None]]] = defaultdict(list)
     specs: dict[int, dict[str, object]] = {}
-    for result_id, run, endpoint, probe, text, error, spec in rows:
+    pruned: set[tuple[int, int, int]] = set()
+    for result_id, run, endpoint, probe, text, error, pruned_at, spec in rows:
         groups[(run, endpoint, probe)].append((result_id, None if error else text))
         specs[probe] = spec
+        if pruned_at is not None:
+            pruned.add((run, endpoint, probe))
+    # Retention removed some outputs (the rest are alert evidence or younger than the cutoff):
+    # the group can no longer be judged, and its members keep the scores the whole group earned.
+    for key in pruned:
+        del groups[key]
     name, version = DETERMINISM
     fingerprint = f"{version}+group"
     record_detector_specs(store, [(name, fingerprint, version, {"group": "run,endpoint,probe"})])

@@ -10,6 +10,7 @@ is flagged on its own. torch loads only when such results exist.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,16 @@ SAMPLING_ALPHA = 1e-3
 MIN_EXPECTED = 5.0
 
 
+@functools.lru_cache(maxsize=2)
+def shared_reference_model(path: Path | None) -> ReferenceModel:
+    """One loaded reference model per path for the process: the daemon scores every round,
+    and reloading the model for each round costs time and memory churn (`benchmarks/soak.py`
+    measures the daemon's memory per round). The model is only read (inference)."""
+    from canary.reference import ReferenceModel
+
+    return ReferenceModel.load(path)
+
+
 @dataclass
 class ReferenceScorer:
     """Scores reference-dependent probes; loads the model on first need, once."""
@@ -46,9 +57,7 @@ class ReferenceScorer:
     @property
     def model(self) -> ReferenceModel:
         if self._model is None:
-            from canary.reference import ReferenceModel
-
-            self._model = ReferenceModel.load(self.model_path)
+            self._model = shared_reference_model(self.model_path)
         return self._model
 
     def score(
@@ -77,12 +86,18 @@ class ReferenceScorer:
             save_scores(self.store, scores)
             saved += scores
         groups: dict[tuple[int, int, int], list[ScorableResult]] = defaultdict(list)
-        for batch in scorable_batches(self.store, kinds=SAMPLING_KINDS, **filters):
+        for batch in scorable_batches(
+            self.store, kinds=SAMPLING_KINDS, include_pruned=True, **filters
+        ):
             probes.load(r.probe_row_id for r in batch)
             for r in batch:
                 groups[(r.run_id, r.endpoint_id, r.probe_row_id)].append(r)
         scores = []
         for (_, _, probe_row_id), members in groups.items():
+            # A partly pruned group (the rest are alert evidence or younger than the cutoff)
+            # cannot be judged again; its members keep the scores the whole group earned.
+            if any(r.pruned for r in members):
+                continue
             scores += self._score_sampling(probes.get(probe_row_id), members)
         save_scores(self.store, scores)
         return saved + scores

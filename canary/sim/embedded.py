@@ -30,7 +30,11 @@ def fleet_config_for(sim: SimFleetConfig, base_url: str) -> FleetConfig:
             base_url=f"{base_url}/v1",
             flavour="openai-chat",
             model=sim.model_name,
-            labels={"route": "front-door", "region": "local"},
+            labels={
+                "route": "front-door",
+                "region": "local",
+                "pools": "+".join(p.name for p in sim.pools if p.context != "long"),
+            },
         )
     ]
     for pool in sim.pools:
@@ -49,7 +53,7 @@ def fleet_config_for(sim: SimFleetConfig, base_url: str) -> FleetConfig:
                 },
             )
         )
-    return FleetConfig(defaults=Limits(concurrency=8, timeout_s=60), endpoints=endpoints)
+    return FleetConfig(defaults=Limits(concurrency=32, timeout_s=60), endpoints=endpoints)
 
 
 @contextmanager

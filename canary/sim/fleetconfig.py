@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from canary.config.fleet import SLUG
 from canary.config.loading import load_model_file
-
-_POOL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 Precision = Literal["fp32", "bf16"]
 
@@ -84,7 +82,7 @@ class PoolConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name_format(cls, value: str) -> str:
-        if not _POOL_NAME.match(value):
+        if not SLUG.match(value):
             raise ValueError("use lowercase letters, digits, '-', '_' or '.' (at most 63)")
         return value
 

@@ -67,6 +67,9 @@ class ModelStore:
         model = AutoModelForCausalLM.from_pretrained(self.path, config=config, dtype=dtype)
         model.eval()
         model.requires_grad_(False)
+        from canary.sim import tune_torch_threads
+
+        tune_torch_threads(model)
         return model
 
     @property

@@ -1,7 +1,17 @@
 """Statistics over stored scores: impact rates, two-sample tests against baselines with effect
-sizes and FDR control, verdicts and the gate, and always-valid sequential monitoring."""
+sizes and FDR control, verdicts and the gate, and always-valid sequential monitoring, and
+CUSUM change detection for the daemon."""
 
 from canary.stats.continuous import compare_continuous_binned, compare_continuous_samples
+from canary.stats.cusum import (
+    CusumRateDetector,
+    CusumState,
+    arl_for_false_alarms,
+    cusum_alternatives,
+    cusum_threshold,
+    oracle_detection_probes,
+    recovery_log_lr,
+)
 from canary.stats.distributions import compare_distributions
 from canary.stats.impact import CohortImpact, session_impact
 from canary.stats.multiple import FdrMethod, adjust_pvalues
@@ -43,6 +53,8 @@ __all__ = [
     "EXIT_CODES",
     "Binning",
     "CohortImpact",
+    "CusumRateDetector",
+    "CusumState",
     "Direction",
     "FdrMethod",
     "GateResult",
@@ -55,11 +67,14 @@ __all__ = [
     "TestResult",
     "Verdict",
     "adjust_pvalues",
+    "arl_for_false_alarms",
     "baseline_upper_rate",
     "compare_continuous_binned",
     "compare_continuous_samples",
     "compare_distributions",
     "compare_rates",
+    "cusum_alternatives",
+    "cusum_threshold",
     "decide",
     "evaluate",
     "expected_sample_size_power_one",
@@ -70,7 +85,9 @@ __all__ = [
     "mde_rate",
     "mde_shift",
     "mde_w",
+    "oracle_detection_probes",
     "policy_for",
+    "recovery_log_lr",
     "required_n",
     "session_impact",
 ]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         upgrade,
     )
     from canary.store.repository import Store
+    from canary.store.retention import PruneReport, RetentionPolicy, prune
     from canary.store.views import RunSummary, ScoreView, StoredResult
 
 _EXPORTS = {
@@ -33,9 +34,14 @@ _EXPORTS = {
     "RunSummary": "canary.store.views",
     "StoredResult": "canary.store.views",
     "ScoreView": "canary.store.views",
+    "RetentionPolicy": "canary.store.retention",
+    "PruneReport": "canary.store.retention",
+    "prune": "canary.store.retention",
 }
 
 __all__ = [
+    "PruneReport",
+    "RetentionPolicy",
     "RunSummary",
     "ScoreView",
     "Store",
@@ -45,6 +51,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "open_store",
+    "prune",
     "resolve_database_url",
     "upgrade",
 ]

@@ -138,6 +138,8 @@ class RunRow(Base):
     selection: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     host: Mapped[str] = mapped_column(String(255), default="")
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When the alert monitors consumed this run (set once, in the same transaction)."""
 
 
 class ResultRow(Base):
@@ -170,6 +172,8 @@ class ResultRow(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     response: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     """tokens (token, logprob, top, token_id), usage and response headers."""
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Set when retention removed the raw output (text, tokens); scores are kept."""
 
 
 class ScoreRow(Base):
@@ -256,3 +260,128 @@ class ChangeRow(Base):
     """When the change took effect."""
     note: Mapped[str] = mapped_column(Text, default="")
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduleSlotRow(Base):
+    """One scheduled slot of one schedule × load shape, claimed by exactly one daemon.
+
+    The unique (schedule, slot_at) key makes a second daemon's claim fail; the lease lets a
+    surviving daemon take over a slot whose owner died (`lease_until` in the past).
+    """
+
+    __tablename__ = "schedule_slots"
+    __table_args__ = (
+        UniqueConstraint("schedule", "slot_at"),
+        Index(None, "status", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(160))
+    """``schedule-name/load-shape``."""
+    slot_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """The nominal fire time (before jitter), identical on every daemon."""
+    status: Mapped[str] = mapped_column(String(16))
+    """running, done, failed, aborted (released on shutdown), missed (too old to recover)."""
+    owner: Mapped[str] = mapped_column(String(255))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
+    )
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MonitorRow(Base):
+    """The sequential test of one cohort × metric, carried from round to round."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 of the canonical JSON of cohort labels + metric (the alert fingerprint)."""
+    labels: Mapped[dict[str, str]] = mapped_column(Json)
+    metric: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    """ok, pending or firing."""
+    state: Mapped[dict[str, Any]] = mapped_column(Json)
+    """The detector's state (`CusumRateDetector.to_dict`) and the recovery evidence."""
+    alert_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The open alert of this monitor, if any."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertRow(Base):
+    """One alert: a cohort × metric that regressed against its baseline, with its evidence."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index(None, "fingerprint", "status"), Index(None, "change_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[dict[str, str]] = mapped_column(Json)
+    metric: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    """pending, firing or resolved (a pending alert that clears is resolved without firing)."""
+    pending_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    onset_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Estimated start of the regression: where the detector's evidence began to rise."""
+    change_id: Mapped[str | None] = mapped_column(
+        ForeignKey("changes.change_id", ondelete="SET NULL"), nullable=True
+    )
+    """The recorded change this alert is attributed to."""
+    baseline_rate: Mapped[float] = mapped_column(Float)
+    margin: Mapped[float] = mapped_column(Float)
+    k: Mapped[int] = mapped_column(Integer, default=0)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    """Flagged and total probes since the onset."""
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    """The detector's evidence (nats) at the last evaluation."""
+    evidence_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    """Result ids of flagged outputs behind the alert (retention keeps these)."""
+    impact: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    """Request- and session-level impact since the onset."""
+    detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    last_evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NotificationRow(Base):
+    """An alert-group state change to tell the sinks about (the outbox)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index(None, "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    group_key: Mapped[str] = mapped_column(String(200))
+    """``change:ID`` for alerts attributed to a change, else ``alert:FINGERPRINT``."""
+    status: Mapped[str] = mapped_column(String(16))
+    """firing or resolved."""
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class DeliveryRow(Base):
+    """One notification to one sink: retried with backoff until delivered or expired."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "sink"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    sink: Mapped[str] = mapped_column(String(64))
+    """The sink's name in the daemon config (never its URL: that may be a secret)."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, delivered or expired."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """A daemon sending it holds it until then; another may take it after."""
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

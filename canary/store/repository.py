@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from canary.config.fleet import EndpointConfig
+from canary.config.selection import labels_match
 from canary.errors import NotFoundError, StoreError
 from canary.probes.model import Suite
 from canary.runner.records import ResultRecord, TokenLogprob
@@ -305,7 +306,7 @@ def matching_cohort_ids(conn: Connection, labels: Mapping[str, str]) -> list[int
     return [
         cohort_id
         for cohort_id, cohort_labels in conn.execute(select(CohortRow.id, CohortRow.labels))
-        if all(cohort_labels.get(k) == v for k, v in wanted.items())
+        if labels_match(cohort_labels, wanted)
     ]
 
 

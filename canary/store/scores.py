@@ -31,6 +31,8 @@ class ScorableResult:
     error_kind: str | None
     finish_reason: str | None
     tokens: list[dict[str, Any]] | None
+    pruned: bool = False
+    """Retention removed its output (only with ``include_pruned``): never score it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,13 @@ def scorable_batches(
     labels: Mapping[str, str] | None = None,
     kinds: Sequence[str] | None = None,
     batch_size: int = 5000,
+    include_pruned: bool = False,
 ) -> Iterator[list[ScorableResult]]:
     """Results to score, oldest id first, in batches (keyset pagination: constant memory).
 
-    ``kinds`` keeps only results of probes of those kinds.
+    ``kinds`` keeps only results of probes of those kinds. Results whose output retention
+    removed are left out: scoring their empty output would replace real scores with "empty
+    output" ones. Group scorers pass ``include_pruned`` to see (and skip) partly pruned groups.
     """
     with store.engine.connect() as conn:
         where = result_filters(
@@ -68,6 +73,8 @@ def scorable_batches(
             until=until,
             labels=labels,
         )
+    if not include_pruned:
+        where.append(ResultRow.pruned_at.is_(None))
     if kinds is not None:
         where.append(
             ResultRow.probe_id.in_(select(ProbeRow.id).where(ProbeRow.kind.in_(list(kinds))))
@@ -82,6 +89,7 @@ def scorable_batches(
         ResultRow.error_kind,
         ResultRow.finish_reason,
         ResultRow.response,
+        ResultRow.pruned_at,
     )
     while True:
         query = (
@@ -95,7 +103,17 @@ def scorable_batches(
         if not rows:
             return
         yield [
-            ScorableResult(r[0], r[1], r[2], r[3], r[4], r[5], r[6], (r[7] or {}).get("tokens"))
+            ScorableResult(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                (r[7] or {}).get("tokens"),
+                r[8] is not None,
+            )
             for r in rows
         ]
         last_id = rows[-1][0]

@@ -101,6 +101,8 @@ class StoredResult:
     usage: dict[str, int] | None
     response_headers: dict[str, str]
     scores: list[ScoreView]
+    pruned_at: datetime | None = None
+    """When retention removed the raw output (text, tokens, headers, error detail)."""
 
     @property
     def ok(self) -> bool:
@@ -147,6 +149,7 @@ _RESULT_COLUMNS = (
     ResultRow.output_text,
     ResultRow.finish_reason,
     ResultRow.response,
+    ResultRow.pruned_at,
 )
 
 

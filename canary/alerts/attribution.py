@@ -1,0 +1,91 @@
+"""Which recorded change an alert is attributed to: the change point that best explains it.
+
+Candidates are the changes that touch the cohort (every label of the change matches; a change
+with no labels touches the whole fleet) and took effect between ``window`` before the onset and
+the firing. Each candidate splits the cohort's history at its time; the one whose "after" part
+has the largest likelihood ratio against the baseline rate (the GLR statistic,
+``n · KL(p̂ ‖ p0)``) is the maximum-likelihood change point among the recorded changes. A later
+unrelated change leaves out flagged outputs and an earlier one dilutes them with healthy ones,
+so both score lower than the change the regression followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, case, distinct, func, select
+
+from canary.compare.aggregate import ERROR_RATE
+from canary.stats.sequential import bernoulli_kl
+from canary.store.models import ChangeRow, ResultRow, ScoreRow
+
+
+def change_touches(change_labels: Mapping[str, str], cohort_labels: Mapping[str, str]) -> bool:
+    """A change touches a cohort when each of its labels matches (none: the whole fleet).
+
+    A front door serves from several pools and carries no ``pool`` label; its ``pools`` label
+    (``gpu-fp32+tpu-bf16``) names them, so a change to one of its pools touches it too.
+    """
+    for key, value in change_labels.items():
+        if cohort_labels.get(key) == value:
+            continue
+        behind = cohort_labels.get("pools", "").split("+")
+        if key == "pool" and "pool" not in cohort_labels and value in behind:
+            continue
+        return False
+    return True
+
+
+def attribute_change(
+    conn: Connection,
+    *,
+    cohort_id: int,
+    labels: Mapping[str, str],
+    metric: str,
+    p0: float,
+    onset: datetime,
+    fired_at: datetime,
+    window: timedelta,
+) -> str | None:
+    """The id of the recorded change that best explains the regression, or None."""
+    candidates = [
+        (change_id, at)
+        for change_id, at, change_labels in conn.execute(
+            select(ChangeRow.change_id, ChangeRow.at, ChangeRow.labels).where(
+                ChangeRow.at >= onset - window, ChangeRow.at <= fired_at
+            )
+        )
+        if change_touches(change_labels, labels)
+    ]
+    best: tuple[float, datetime, str] | None = None
+    for change_id, at in candidates:
+        k, n = counts_since(conn, cohort_id, metric, at, fired_at)
+        glr = n * bernoulli_kl(k / n, p0) if n and k / n > p0 else 0.0
+        if glr > 0 and (best is None or (glr, at) > (best[0], best[1])):
+            best = (glr, at, change_id)
+    return best[2] if best else None
+
+
+def counts_since(
+    conn: Connection, cohort_id: int, metric: str, since: datetime, until: datetime
+) -> tuple[int, int]:
+    """(flagged, scored) sessions of a cohort × metric in [since, until]: the monitors' unit."""
+    window = [
+        ResultRow.cohort_id == cohort_id,
+        ResultRow.started_at >= since,
+        ResultRow.started_at <= until,
+    ]
+    sessions = func.count(distinct(ResultRow.session_id))
+    if metric == ERROR_RATE:
+        flag = case((ResultRow.error_kind.is_not(None), ResultRow.session_id))
+        n, k = conn.execute(select(sessions, func.count(distinct(flag))).where(*window)).one()
+    else:
+        flag = case((ScoreRow.flagged.is_(True), ResultRow.session_id))
+        n, k = conn.execute(
+            select(sessions, func.count(distinct(flag)))
+            .select_from(ResultRow)
+            .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
+            .where(*window, ScoreRow.metric == metric)
+        ).one()
+    return int(k or 0), int(n or 0)

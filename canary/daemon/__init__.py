@@ -1,0 +1,1 @@
+"""The long-running canary: scheduled rounds, alerts, change intake and metrics."""

@@ -1,0 +1,402 @@
+"""The daemon: APScheduler fires each schedule; a fired slot is claimed, probed, scored, judged.
+
+One job per schedule; a slot runs its load shapes one after another (a burst must not share
+the server's batches with the single-probe load it is compared with). Around the schedules run
+the housekeeping jobs: lease renewal and take-over of dead daemons' slots, the notification
+outbox, the change drop directory and retention. `tick` does one slot of every schedule and
+returns: the cron-friendly equivalent (`canary daemon --once`).
+
+Shutdown: `stop()` (the first SIGTERM/SIGINT) stops new slots, lets each running round finish
+its in-flight requests and flush them, marks the run aborted and releases the slot for another
+daemon. Every write is a transaction, so there is never a half-written row whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from canary.config.fleet import EndpointConfig, FleetConfig
+from canary.daemon.config import DaemonConfig, LoadShape, ScheduleConfig
+from canary.daemon.slots import SlotClaim, SlotLedger, daemon_identity
+from canary.daemon.timing import (
+    build_trigger,
+    nominal_slot,
+    period_of,
+    rounds_per_year,
+    slots_between,
+)
+from canary.probes.model import Suite
+from canary.store import Store
+from canary.store.models import utcnow
+from canary.timespec import parse_duration
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from canary.alerts.settings import AlertSettings
+    from canary.daemon.http import ControlServer
+    from canary.daemon.metrics import DaemonMetrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundOutcome:
+    load: str
+    run_id: int
+    status: str
+    sent: int
+    errors: int
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SlotOutcome:
+    schedule: str
+    slot_at: datetime
+    status: str
+    """done, aborted (stopped), failed, or skipped (another daemon owns it)."""
+    recovered: bool = False
+    rounds: list[RoundOutcome] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule,
+            "slot_at": self.slot_at.isoformat(),
+            "status": self.status,
+            "recovered": self.recovered,
+            "rounds": [r.__dict__ for r in self.rounds],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    schedule: ScheduleConfig
+    suite: Suite
+    endpoints: list[EndpointConfig]
+    loads: list[LoadShape]
+
+
+class Daemon:
+    """Everything the daemon does, callable directly (tests, `--once`) or on a schedule."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        fleet: FleetConfig,
+        store: Store,
+        *,
+        base_dir: Path = Path("."),
+        owner: str | None = None,
+        on_slot: Callable[[SlotOutcome], None] | None = None,
+    ) -> None:
+        from canary.alerts.sinks.config import build_sinks
+        from canary.config.selection import select_endpoints
+        from canary.daemon.metrics import DaemonMetrics
+        from canary.probes import load_suite
+
+        self.config = config
+        self.fleet = fleet
+        self.store = store
+        self.base_dir = base_dir
+        self.owner = owner or daemon_identity()
+        self.ledger = SlotLedger(store, self.owner, parse_duration(config.lease))
+        self.stop_flag = threading.Event()
+        self.metrics: DaemonMetrics = DaemonMetrics()
+        self.sinks = build_sinks(config.sinks)
+        self.on_slot = on_slot
+        self.plans = {
+            s.name: _Plan(
+                s,
+                load_suite(s.suite),
+                select_endpoints(fleet, s.endpoints, s.select),
+                config.loads_of(s),
+            )
+            for s in config.schedules
+        }
+        self.store.register_endpoints(fleet.endpoints)
+        self.alerts = self._alert_settings()
+        self._held: dict[int, SlotClaim] = {}
+        self._held_lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+        self.started_at = utcnow()
+        self._control: ControlServer | None = None
+
+    # --- one slot -------------------------------------------------------------------------
+
+    def run_slot(self, schedule: str, slot_at: datetime) -> SlotOutcome:
+        """Claim (schedule, slot_at) and run it, unless another daemon has it."""
+        claim = self.ledger.claim(schedule, slot_at)
+        if claim is None:
+            return SlotOutcome(schedule, slot_at, "skipped")
+        return self.execute(claim)
+
+    def execute(self, claim: SlotClaim) -> SlotOutcome:
+        """Run every load of a claimed slot, then close or release it."""
+        from canary.runner.once import run_once
+
+        plan = self.plans[claim.schedule]
+        outcome = SlotOutcome(claim.schedule, claim.slot_at, "done", recovered=claim.recovered)
+        with self._held_lock:
+            self._held[claim.id] = claim
+        try:
+            for load in plan.loads:
+                if self.stop_flag.is_set():
+                    outcome.status = "aborted"
+                    break
+                stored = run_once(
+                    self.fleet,
+                    plan.suite,
+                    self.store,
+                    plan.endpoints,
+                    load_shape=load.name,
+                    trigger="daemon",
+                    concurrency=load.concurrency,
+                    note=f"{claim.schedule} @ {claim.slot_at.isoformat()}",
+                    stop_flag=self.stop_flag,
+                    handle_signals=False,
+                    repeat=load.repeat,
+                    on_start=lambda run_id: self.ledger.attach_run(claim, run_id),
+                )
+                endpoints = {e.endpoint: (e.sent, e.sent - e.ok) for e in stored.summary.endpoints}
+                self.metrics.round_finished(claim.schedule, load.name, stored.status, endpoints)
+                result = RoundOutcome(
+                    load.name,
+                    stored.run_id,
+                    stored.status,
+                    sent=sum(s for s, _ in endpoints.values()),
+                    errors=sum(e for _, e in endpoints.values()),
+                )
+                outcome.rounds.append(result)
+                if stored.status != "completed":
+                    outcome.status = "aborted"
+                    break
+                result.transitions = self._judge(stored.run_id)
+        except Exception as exc:  # one bad slot must not stop the daemon
+            logger.exception("slot %s@%s failed", claim.schedule, claim.slot_at.isoformat())
+            outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            with self._held_lock:
+                self._held.pop(claim.id, None)
+            if outcome.status == "aborted":
+                self.ledger.release(claim)
+            else:
+                self.ledger.finish(claim, outcome.status, outcome.error)
+        if self.on_slot is not None:
+            self.on_slot(outcome)
+        return outcome
+
+    def _judge(self, run_id: int) -> list[dict[str, Any]]:
+        """Score the run, then feed it to the alert monitors."""
+        if self.config.score:
+            from canary.scoring import score_stored
+
+            score_stored(self.store, run_id=run_id)
+        if self.alerts is None:
+            return []
+        from canary.alerts.engine import evaluate_run
+
+        report = evaluate_run(self.store, run_id, self.alerts)
+        if report.notifications:
+            self.dispatch()
+        return [t.__dict__ for t in report.transitions]
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> list[SlotOutcome]:
+        """One slot of every schedule at its current nominal time, then housekeeping."""
+        now = now or utcnow()
+        outcomes = [
+            self.run_slot(name, nominal_slot(p.schedule, now)) for name, p in self.plans.items()
+        ]
+        self.housekeeping()
+        return outcomes
+
+    def housekeeping(self) -> None:
+        self.recover()
+        self.dispatch()
+        self.ingest_changes()
+
+    def renew_leases(self) -> None:
+        with self._held_lock:
+            held = list(self._held.values())
+        self.ledger.renew(held)
+
+    def recover(self) -> list[SlotOutcome]:
+        """Run slots other daemons died holding (or released on shutdown), and slots no daemon
+        fired while this one was up (a scheduler thread too late to fire within its grace)."""
+        if self.stop_flag.is_set():
+            return []
+        max_age = parse_duration(self.config.recover_within)
+        claims = self.ledger.recover(self.plans, max_age=max_age)
+        outcomes = [self.execute(c) for c in claims]
+        now = utcnow()
+        for name, plan in self.plans.items():
+            period = period_of(plan.schedule)
+            since = max(self.started_at, now - max_age)
+            # Slots up to two periods back are still the scheduler's to fire.
+            expected = slots_between(plan.schedule, since, now - 2 * period)
+            for slot_at in self.ledger.missing(name, expected)[:10]:
+                if self.stop_flag.is_set():
+                    break
+                logger.warning("slot %s@%s was never fired: running it late", name, slot_at)
+                outcomes.append(self.run_slot(name, slot_at))
+        return outcomes
+
+    def dispatch(self) -> None:
+        if not self.sinks:
+            return
+        from canary.alerts.outbox import deliver_due
+
+        deliver_due(self.store, self.sinks, self.owner)
+
+    def ingest_changes(self) -> None:
+        if self.config.change_drop_dir is None:
+            return
+        from canary.daemon.dropdir import ingest_change_files
+
+        directory = self.base_dir / self.config.change_drop_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        ingest_change_files(self.store, directory, metrics=self.metrics)
+
+    def prune(self) -> None:
+        if self.config.retention is None:
+            return
+        from canary.store.retention import prune
+
+        report = prune(self.store, self.config.retention)
+        logger.info("retention: %s", report.to_dict())
+
+    # --- running as a service --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the scheduler (and the control endpoint); returns at once."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(self.config.workers + 2)},
+            job_defaults={"coalesce": True, "max_instances": 2},
+            timezone="UTC",
+        )
+        for name, plan in self.plans.items():
+            period = period_of(plan.schedule).total_seconds()
+            scheduler.add_job(
+                self._fire,
+                build_trigger(plan.schedule),
+                args=[name],
+                id=f"schedule:{name}",
+                misfire_grace_time=max(1, int(period / 2)),
+            )
+        lease = parse_duration(self.config.lease).total_seconds()
+        housekeeping: list[tuple[str, Callable[[], Any], float]] = [
+            ("renew", self.renew_leases, max(lease / 3, 0.5)),
+            ("recover", self.recover, max(lease / 2, 1.0)),
+            ("dispatch", self.dispatch, 2.0),
+        ]
+        if self.config.change_drop_dir is not None:
+            housekeeping.append(
+                (
+                    "changes",
+                    self.ingest_changes,
+                    parse_duration(self.config.change_poll).total_seconds(),
+                )
+            )
+        if self.config.retention is not None:
+            housekeeping.append(
+                (
+                    "retention",
+                    self.prune,
+                    parse_duration(self.config.retention_every).total_seconds(),
+                )
+            )
+        for job_id, func, seconds in housekeeping:
+            scheduler.add_job(
+                _quietly(func, job_id),
+                IntervalTrigger(seconds=seconds, timezone="UTC"),
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+            )
+        if self.config.http is not None:
+            from canary.daemon.http import ControlServer, build_control_app
+
+            app = build_control_app(self.store, self.metrics, token_env=self.config.http.token_env)
+            self._control = ControlServer(app, self.config.http.host, self.config.http.port).start()
+            logger.info("control endpoint on %s", self._control.url)
+        self.started_at = utcnow()
+        scheduler.start()
+        self._scheduler = scheduler
+        logger.info("daemon %s started: %d schedules", self.owner, len(self.plans))
+
+    @property
+    def control_url(self) -> str | None:
+        return self._control.url if self._control is not None else None
+
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop gracefully: no new slots; running rounds flush and their slots are released."""
+        self.stop_flag.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=wait)
+            self._scheduler = None
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
+
+    def _fire(self, schedule: str) -> None:
+        if self.stop_flag.is_set():
+            return
+        slot_at = nominal_slot(self.plans[schedule].schedule, utcnow())
+        outcome = self.run_slot(schedule, slot_at)
+        if outcome.status != "skipped":
+            logger.info(
+                "slot %s@%s %s: %s",
+                schedule,
+                slot_at.isoformat(),
+                outcome.status,
+                ", ".join(f"{r.load} run {r.run_id} ({r.sent} sent)" for r in outcome.rounds),
+            )
+
+    def _alert_settings(self) -> AlertSettings | None:
+        if self.config.alerts is None:
+            return None
+        from canary.alerts.settings import monitored_policies, resolve_settings
+
+        metrics = len(monitored_policies(self.config.alerts))
+        updates_per_year = sum(
+            len(p.endpoints) * len(p.loads) * metrics * rounds_per_year(p.schedule)
+            for p in self.plans.values()
+        )
+        # One monitor-update budget for the whole fleet: the union bound over every monitor.
+        return resolve_settings(
+            self.store,
+            self.config.alerts,
+            monitors=1,
+            rounds_per_year=updates_per_year,
+            sink_names=tuple(self.sinks),
+        )
+
+
+def _quietly(func: Callable[[], Any], name: str) -> Callable[[], None]:
+    """A housekeeping job that logs its failure instead of killing the scheduler's job."""
+
+    def job() -> None:
+        started = time.perf_counter()
+        try:
+            func()
+        except Exception:  # e.g. the database is briefly unreachable
+            logger.exception("housekeeping job %s failed", name)
+        else:
+            logger.debug("%s took %.3fs", name, time.perf_counter() - started)
+
+    return job
