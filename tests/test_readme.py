@@ -62,6 +62,6 @@ def test_quick_start_is_two_commands_and_ci_runs_the_same_tests() -> None:
     quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", quick, flags=re.S)
     main_job, test_command = [line for line in blocks[-1].splitlines() if line.strip()]
-    assert main_job.startswith("canary run --sim")
+    assert main_job.strip() == "canary demo"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test_command.strip() in [line.strip() for line in ci]

@@ -13,7 +13,7 @@ from canary.errors import CanaryError
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 regression found (compare) ; 2 inconclusive (compare); "
     "3 bad arguments or config; 4 database or stored-data problem; "
-    "5 an endpoint answered no request in the round (run)."
+    "5 an endpoint answered no request in the round (run), or is unreachable (doctor)."
 )
 
 
@@ -57,7 +57,25 @@ def _root(
 
 
 def _register() -> None:
-    from canary.cli import baseline, change, compare, db, init, run, runs, score, sim
+    from canary.cli import (
+        alerts,
+        baseline,
+        change,
+        cohorts,
+        compare,
+        daemon,
+        db,
+        demo,
+        doctor,
+        init,
+        prune,
+        replay,
+        report,
+        run,
+        runs,
+        score,
+        sim,
+    )
 
     app.command("init")(init.init)
     app.add_typer(db.app, name="db", help="Create, migrate and inspect the database schema.")
@@ -65,6 +83,14 @@ def _register() -> None:
     app.command("runs")(runs.list_runs)
     app.command("show")(runs.show)
     app.command("score")(score.score)
+    app.command("prune")(prune.prune)
+    app.command("daemon")(daemon.daemon)
+    app.command("alerts")(alerts.alerts)
+    app.command("report")(report.report)
+    app.command("demo")(demo.demo)
+    app.command("replay")(replay.replay)
+    app.command("doctor")(doctor.doctor)
+    app.command("cohorts")(cohorts.cohorts)
     app.command("compare")(compare.compare)
     app.add_typer(baseline.app, name="baseline", help="Capture, list, export and import baselines.")
     app.add_typer(change.app, name="change", help="Record and list deploys and config changes.")

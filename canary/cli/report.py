@@ -1,0 +1,69 @@
+"""`canary report`: what on-call needs to know about a window, in a terminal, JSON or HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.output import console, err_console, print_json
+
+
+def report(
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the window: a duration ago (24h) or ISO time.")
+    ] = "24h",
+    select: SelectOption = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Baseline to test the window against (default: the one the alerts use, "
+            "else the newest stored, else the window just before).",
+            show_default=False,
+        ),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the report as one self-contained HTML file here.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Report a window: cohort × metric statuses with trends, open alerts by change, pools
+    against the fleet, session impact, and the worst evidence with its offending span.
+
+    Exit 0 whenever the report was produced, regressions or not: the report informs, and the
+    gate that fails a pipeline is `canary compare`. Exit 3 for bad arguments, 4 for database
+    problems.
+    """
+    from canary.config.selection import parse_label_filters
+    from canary.reports import build_report
+    from canary.store import open_store
+    from canary.timespec import parse_time
+
+    built = build_report(
+        open_store(db),
+        since=parse_time(since),
+        selection=parse_label_filters(select or []),
+        baseline=baseline,
+    )
+    if html is not None:
+        from canary.reports.html import render_html
+
+        html.write_text(render_html(built), encoding="utf-8")
+        # With --json, stdout carries only the JSON.
+        (err_console if json else console).print(f"wrote {html}", highlight=False)
+    if json:
+        print_json(built.to_dict())
+        return
+    from canary.reports.terminal import render_terminal
+
+    render_terminal(built, console)

@@ -1,0 +1,236 @@
+"""The cohort × rate-metric grid: one status per cell, and the rule that decides it.
+
+Two judges look at a cell, and the report shows which one spoke:
+
+- the daemon, live: its alerts and its monitors (a CUSUM per cohort × metric, calibrated to a
+  false-alarm budget, fed every round);
+- the gate, retrospective: the window against a reference (a stored baseline, else the
+  window of the same length just before), tested like `canary compare` does: Fisher's exact
+  test per cell, Benjamini–Hochberg across the whole grid as one family, and the margin.
+
+Rule, first match wins:
+
+1. ``regressed``: an open firing alert on the cell (the daemon paged for it);
+2. ``no data``: no result in the window;
+3. ``regressed``: the gate's verdict is ``regression`` (significant after FDR, beyond margin);
+4. ``inconclusive``: a pending alert or monitor (evidence at half the firing threshold);
+5. ``ok``: a monitor updated inside the window says ok (its sequential test saw the rounds);
+6. ``ok``: the gate passes (the data rules out a margin-sized regression) or improves;
+7. ``inconclusive``: otherwise: too little data, or no reference and no monitor.
+
+A monitor's "ok" outranks the gate's "inconclusive" because a window holds few rounds and a
+rare-event margin needs thousands of samples to *prove* clean, while the monitor has carried its
+evidence across every round since it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from canary.alerts.model import Alert
+from canary.compare.aggregate import ERROR_RATE, Aggregate, CohortData, aggregate, cohort_key
+from canary.compare.gate import NotComparable, compare
+from canary.compare.selectors import ResultFilter
+from canary.errors import NotFoundError
+from canary.reports.model import Cell, CellStatus, Cohort
+from canary.reports.queries import MonitorView, live_monitors, run_series
+from canary.stats import MetricPolicy, MetricVerdict, evaluate
+from canary.store import Store
+
+#: Rows when there is no baseline to take the grouping from: what the daemon monitors per.
+DEFAULT_BY = ("endpoint", "load")
+_MONITOR_RANK = {"firing": 2, "pending": 1, "ok": 0}
+
+
+@dataclass(frozen=True)
+class Grid:
+    by: tuple[str, ...]
+    reference: str
+    metrics: list[str]
+    cohorts: list[Cohort]
+    cells: list[Cell]
+    window: Aggregate
+    notes: list[str]
+
+
+def build_grid(
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    selection: Mapping[str, str],
+    alerts: Sequence[Alert],
+    policies: Mapping[str, MetricPolicy],
+    baseline: str | None = None,
+    alpha: float = 0.05,
+) -> Grid:
+    """Test every cohort × rate metric of the window and decide its status (module rule)."""
+    rates = {m: p for m, p in policies.items() if p.kind == "rate"}
+    notes: list[str] = []
+    reference, ref_text, by = _reference(
+        store, baseline, alerts, since, until, selection, rates, notes
+    )
+    window = aggregate(
+        store, ResultFilter(labels=dict(selection), since=since, until=until), by, rates
+    )
+    open_alerts = [a for a in alerts if a.status in ("firing", "pending")]
+    cohorts = {k: c for k, c in window.cohorts.items() if _results(c) > 0}
+    for a in open_alerts:
+        key = cohort_key(a.labels, by)
+        cohorts.setdefault(key, CohortData({k: a.labels.get(k, "") for k in by}))
+    metrics = [
+        m
+        for m in rates
+        if any(m in c.metrics and c.metrics[m].n for c in cohorts.values())
+        or any(a.metric == m for a in open_alerts)
+    ]
+    verdicts = _verdicts(reference, cohorts, by, rates, alpha, notes)
+    monitors = live_monitors(store, selection, since)
+    key_of = {cid: key for key, c in cohorts.items() for cid in c.cohort_ids}
+    series = run_series(store, key_of, metrics, since, until)
+    cells = []
+    for key in sorted(cohorts):
+        for metric in metrics:
+            data = cohorts[key].metrics.get(metric)
+            k, n = (data.k, data.n) if data else (0, 0)
+            ref = reference.cohorts.get(key)
+            ref_data = ref.metrics.get(metric) if ref else None
+            base = ref_data.k / ref_data.n if ref_data and ref_data.n else None
+            rate = k / n if n else None
+            cell_alerts = [
+                a for a in open_alerts if a.metric == metric and cohort_key(a.labels, by) == key
+            ]
+            mons = [m for m in monitors if m.metric == metric and cohort_key(m.labels, by) == key]
+            verdict = verdicts.get((key, metric))
+            monitor = _worst(mons)
+            status, reason = decide(n, cell_alerts, verdict, monitor, rates[metric])
+            cells.append(
+                Cell(
+                    cohort=key,
+                    metric=metric,
+                    status=status,
+                    reason=reason,
+                    k=k,
+                    n=n,
+                    rate=rate,
+                    baseline_rate=base,
+                    effect=rate - base if rate is not None and base is not None else None,
+                    verdict=verdict.verdict if verdict else None,
+                    q_value=verdict.q_value if verdict else None,
+                    monitor=monitor.status if monitor else None,
+                    alert_ids=[a.id for a in cell_alerts],
+                    trend=series.get((key, metric), []),
+                )
+            )
+    rows = [Cohort(key, dict(cohorts[key].labels)) for key in sorted(cohorts)]
+    return Grid(by, ref_text, metrics, rows, cells, window, notes)
+
+
+def decide(
+    n: int,
+    alerts: Sequence[Alert],
+    verdict: MetricVerdict | None,
+    monitor: MonitorView | None,
+    policy: MetricPolicy,
+) -> tuple[CellStatus, str]:
+    """A cell's status and the reason shown for it (the rule in the module docstring)."""
+    firing = [a for a in alerts if a.status == "firing"]
+    if firing:
+        ids = ", ".join(f"#{a.id}" for a in firing)
+        return "regressed", f"alert {ids} firing ({firing[0].rate:.1%} since onset)"
+    if n == 0:
+        return "no data", "no results in the window"
+    if verdict is not None and verdict.verdict == "regression":
+        r = verdict.result
+        return "regressed", f"gate: {r.effect:+.2%} vs reference, q={verdict.q_value:.2g}"
+    if alerts or (monitor is not None and monitor.status == "pending"):
+        return "inconclusive", "alert pending" + _nats(monitor)
+    if monitor is not None and monitor.status == "ok":
+        return "ok", "daemon monitor ok" + _nats(monitor)
+    if verdict is not None and verdict.verdict in ("pass", "improvement"):
+        return "ok", f"gate: {verdict.verdict} (rules out +{policy.margin:g})"
+    if verdict is not None and verdict.verdict == "inconclusive":
+        mde = verdict.result.mde
+        return "inconclusive", f"gate: cannot rule out +{policy.margin:g} (detectable +{mde:.2g})"
+    return "inconclusive", "no reference data and no live monitor"
+
+
+def _nats(monitor: MonitorView | None) -> str:
+    if monitor is None or monitor.threshold is None:
+        return ""
+    return f": evidence {monitor.score:.1f} of {monitor.threshold:.1f} nats"
+
+
+def _worst(monitors: Sequence[MonitorView]) -> MonitorView | None:
+    """The monitor closest to firing among a row's monitors (several loads in one row)."""
+    if not monitors:
+        return None
+    return max(
+        monitors,
+        key=lambda m: (_MONITOR_RANK.get(m.status, 0), m.score / (m.threshold or 1.0)),
+    )
+
+
+def _results(cohort: CohortData) -> int:
+    data = cohort.metrics.get(ERROR_RATE)
+    return data.n if data else 0
+
+
+def _verdicts(
+    reference: Aggregate,
+    cohorts: Mapping[str, CohortData],
+    by: tuple[str, ...],
+    policies: Mapping[str, MetricPolicy],
+    alpha: float,
+    notes: list[str],
+) -> dict[tuple[str, str], MetricVerdict]:
+    """Each cohort tested alone (so one incomparable cohort costs only itself), then every
+    test of the grid adjusted as one FDR family."""
+    results, names = [], []
+    for key, cohort in sorted(cohorts.items()):
+        ref = reference.cohorts.get(key)
+        if ref is None or not cohort.metrics:
+            continue
+        try:
+            tested = compare(Aggregate(by, {key: ref}), Aggregate(by, {key: cohort}), policies)
+        except NotComparable as exc:
+            notes.append(f"{key}: not tested against the reference: {exc}")
+            continue
+        for v in tested.verdicts:
+            results.append(v.result)
+            names.append(key)
+    verdicts = evaluate(results, cohorts=names, policies=dict(policies), alpha=alpha)
+    return {(v.cohort, v.metric): v for v in verdicts}
+
+
+def _reference(
+    store: Store,
+    baseline: str | None,
+    alerts: Sequence[Alert],
+    since: datetime,
+    until: datetime,
+    selection: Mapping[str, str],
+    policies: Mapping[str, MetricPolicy],
+    notes: list[str],
+) -> tuple[Aggregate, str, tuple[str, ...]]:
+    """The reference: ``baseline``; else the one the newest alert fired against; else the
+    newest stored baseline; else the earlier window of the same length."""
+    from canary.compare.baselines import list_baselines, load_baseline
+
+    if baseline is not None:
+        found = load_baseline(store, baseline)
+        return found.aggregate, f"baseline {found.name}", found.aggregate.by
+    named = [str(a.detail["baseline"]) for a in alerts if a.detail.get("baseline")]
+    stored = list_baselines(store)
+    for name in [*named, *(b.name for b in reversed(stored))]:
+        try:
+            found = load_baseline(store, name)
+        except NotFoundError:
+            notes.append(f"alerts name baseline {name!r}, which is no longer stored")
+            continue
+        return found.aggregate, f"baseline {found.name}", found.aggregate.by
+    earlier = ResultFilter(labels=dict(selection), since=since - (until - since), until=since)
+    text = f"earlier window {earlier.describe()}"
+    return aggregate(store, earlier, DEFAULT_BY, policies), text, DEFAULT_BY

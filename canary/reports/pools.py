@@ -1,0 +1,96 @@
+"""Which pool (or hardware) is different: each one against the pooled rest of the fleet.
+
+A pool that differs from its own baseline may be a fleet-wide change; a pool that differs from
+its siblings *now*, on the same probes, points at that pool. Each pool's flag rate is tested
+against the pooled rate of the other pools with the one-sided Fisher exact test of
+`canary.stats.compare_rates` (is this pool worse?), and the p-values of every pool × metric test
+are Holm-adjusted as one family: the question is "is any pool different", so the family-wise
+error is the right guarantee, and Holm gives it without assuming independence. A pool is marked
+different when its adjusted p is below α and the difference exceeds the metric's margin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from canary.compare.aggregate import aggregate
+from canary.compare.selectors import ResultFilter
+from canary.reports.model import PoolTest
+from canary.stats import MetricPolicy, compare_rates
+from canary.store import Store
+
+#: Labels that name a group of replicas sharing hardware and software, in this order.
+POOL_LABELS = ("pool", "hardware")
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (family-wise error); NaN stays NaN, outside the family."""
+    finite = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(finite):
+        running = max(running, min(1.0, (len(finite) - rank) * p))
+        out[i] = running
+    return out
+
+
+def compare_pools(
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    selection: Mapping[str, str],
+    metrics: Sequence[str],
+    policies: Mapping[str, MetricPolicy],
+    labels: Sequence[str] = POOL_LABELS,
+    alpha: float = 0.05,
+) -> list[PoolTest]:
+    """Every pool × metric against the other pools; labels with fewer than two values skip."""
+    rates = {m: policies[m] for m in metrics if m in policies and policies[m].kind == "rate"}
+    window = ResultFilter(labels=dict(selection), since=since, until=until)
+    raw: list[tuple[str, str, str, int, int, int, int, float]] = []
+    for label in labels:
+        if label in selection:
+            continue  # one value selected: nothing to compare it with
+        summary = aggregate(store, window, (label,), rates)
+        counts: dict[str, dict[str, tuple[int, int]]] = {}
+        for cohort in summary.cohorts.values():
+            value = cohort.labels.get(label, "")
+            if not value:
+                continue  # results without the label (the front door) are no pool
+            counts[value] = {m: (d.k, d.n) for m, d in cohort.metrics.items() if m in rates}
+        if len(counts) < 2:
+            continue
+        for metric, policy in rates.items():
+            for value in sorted(counts):
+                k, n = counts[value].get(metric, (0, 0))
+                rest_k = sum(c.get(metric, (0, 0))[0] for v, c in counts.items() if v != value)
+                rest_n = sum(c.get(metric, (0, 0))[1] for v, c in counts.items() if v != value)
+                if n == 0 or rest_n == 0:
+                    continue
+                result = compare_rates(rest_k, rest_n, k, n, policy, alpha)
+                raw.append((label, value, metric, k, n, rest_k, rest_n, result.p_value))
+    adjusted = holm([r[7] for r in raw])
+    tests = []
+    for (label, value, metric, k, n, rest_k, rest_n, p), q in zip(raw, adjusted, strict=True):
+        effect = k / n - rest_k / rest_n
+        tests.append(
+            PoolTest(
+                label=label,
+                value=value,
+                metric=metric,
+                k=k,
+                n=n,
+                rest_k=rest_k,
+                rest_n=rest_n,
+                rate=k / n,
+                rest_rate=rest_k / rest_n,
+                effect=effect,
+                p_value=None if math.isnan(p) else p,
+                p_holm=None if math.isnan(q) else q,
+                different=not math.isnan(q) and q < alpha and effect > rates[metric].margin,
+            )
+        )
+    return tests
