@@ -1,0 +1,15 @@
+"""Incident replay: a scenario of changes and real faults on the simulated fleet, judged."""
+
+from canary.replay.analysis import ReplayReport, analyse
+from canary.replay.runner import ReplayRun, run_scenario
+from canary.replay.scenario import Scenario, Step, load_scenario
+
+__all__ = [
+    "ReplayReport",
+    "ReplayRun",
+    "Scenario",
+    "Step",
+    "analyse",
+    "load_scenario",
+    "run_scenario",
+]

@@ -1,0 +1,65 @@
+"""The replay's results as rich tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from canary.replay.analysis import ReplayReport
+
+
+def render_report(report: ReplayReport, console: Console) -> None:
+    table = Table(title=f"replay {report.scenario}: {report.seconds / 60:.1f} min")
+    for column in (
+        "fault",
+        "change",
+        "detected in",
+        "delay",
+        "probes (sessions)",
+        "minimum (sessions)",
+        "ratio",
+        "rate / baseline",
+        "attributed to",
+        "resolved",
+    ):
+        table.add_column(
+            column, justify="right" if column.startswith(("probes", "minimum", "ratio")) else "left"
+        )
+    for f in report.faults:
+        table.add_row(
+            f.fault,
+            f.change,
+            f"{f.cohort}\n{f.metric}" if f.detected else "not detected",
+            f.delay_sim,
+            "-" if f.delay_probes is None else f"{f.delay_probes:,} ({f.delay_sessions:,})",
+            "-" if f.minimum_sessions is None else f"{f.minimum_sessions:,.0f}",
+            "-" if f.ratio is None else f"{f.ratio:.2f}×",
+            "-" if f.rate is None else f"{f.rate:.2%} / {f.baseline_rate or 0:.2%}",
+            f.attributed_to or "-",
+            {None: "-", True: "yes", False: "no"}[f.resolved_after_rollback],
+            style="" if f.met_goals else "red",
+        )
+    console.print(table)
+    console.print(
+        f"false alerts on healthy cohorts: {len(report.false_alerts)}; "
+        f"misattributed: {len(report.misattributed)}"
+    )
+    for line in report.false_alerts:
+        console.print(f"  [red]false[/] {line}")
+    for line in report.misattributed:
+        console.print(f"  [yellow]misattributed[/] {line}")
+    impact = Table(title="front door: request- vs session-level impact (first_divergence)")
+    for column in ("phase", "requests", "request rate", "sessions", "session rate"):
+        impact.add_column(column)
+    for i in report.impact:
+        impact.add_row(
+            i.phase,
+            str(i.requests),
+            f"{i.request_rate:.2%}",
+            str(i.sessions),
+            f"{i.session_rate:.2%}",
+        )
+    console.print(impact)
+    for line in report.budget:
+        console.print(f"[dim]budget: {line}[/]")
+    console.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
