@@ -456,9 +456,9 @@ class _MonitorStep:
 def _still_bad_rate(detector: CusumRateDetector, k: int, n: int) -> float:
     """The rate the recovery test weighs against the baseline: half the rate seen from the
     onset to the alarm (the estimate is biased high, having been selected for crossing the
-    threshold; the half absorbs that), never below baseline + margin. Resolving needs evidence that the rate
-    is nearer the baseline than that: a fault still running at its rate cannot resolve, so
-    the alert does not flap."""
+    threshold; the half absorbs that), never below baseline + margin. Resolving needs
+    evidence that the rate is nearer the baseline than that: a fault still running at its
+    rate cannot resolve, so the alert does not flap."""
     floor = detector.p0 + detector.margin
     if n == 0:
         return floor
