@@ -36,6 +36,11 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (a plugin unloaded, or one a test registered); unknown names are
+        ignored."""
+        self._items.pop(name, None)
+
     def get(self, name: str) -> T:
         """Return the plugin called ``name`` or raise a `ConfigError` suggesting close names."""
         self._load_entry_points()

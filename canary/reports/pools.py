@@ -19,21 +19,11 @@ from canary.compare.aggregate import aggregate
 from canary.compare.selectors import ResultFilter
 from canary.reports.model import PoolTest
 from canary.stats import MetricPolicy, compare_rates
+from canary.stats.multiple import holm_adjust
 from canary.store import Store
 
 #: Labels that name a group of replicas sharing hardware and software, in this order.
 POOL_LABELS = ("pool", "hardware")
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (family-wise error); NaN stays NaN, outside the family."""
-    finite = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    out = [math.nan] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(finite):
-        running = max(running, min(1.0, (len(finite) - rank) * p))
-        out[i] = running
-    return out
 
 
 def compare_pools(
@@ -72,7 +62,7 @@ def compare_pools(
                     continue
                 result = compare_rates(rest_k, rest_n, k, n, policy, alpha)
                 raw.append((label, value, metric, k, n, rest_k, rest_n, result.p_value))
-    adjusted = holm([r[7] for r in raw])
+    adjusted = holm_adjust([r[7] for r in raw])
     tests = []
     for (label, value, metric, k, n, rest_k, rest_n, p), q in zip(raw, adjusted, strict=True):
         effect = k / n - rest_k / rest_n

@@ -1,4 +1,5 @@
-"""Correction across the many cohort × metric tests of one comparison."""
+"""Correction across the many cohort × metric tests of one comparison (FDR) or of one
+question asked of many pools (family-wise error)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,17 @@ def adjust_pvalues(p_values: Sequence[float], method: FdrMethod = "bh") -> list[
         qs = false_discovery_control([p_values[i] for i in finite], method=method)
         for i, q in zip(finite, qs, strict=True):
             out[i] = float(q)
+    return out
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values: family-wise error control under any dependence, for
+    "is any of these different" questions where one false "this pool is broken" misleads
+    on-call. NaN p-values (no data) are left out of the family and come back as NaN."""
+    finite = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(finite):
+        running = max(running, min(1.0, (len(finite) - rank) * p))
+        out[i] = running
     return out

@@ -1,4 +1,4 @@
-"""FDR q-values, verdict rules, the gate, and A/A over many cohorts × metrics with FDR."""
+"""FDR q-values, Holm, verdict rules, the gate, and A/A over many cohorts × metrics with FDR."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from canary.stats import (
     histogram_counts,
     histogram_edges,
 )
+from canary.stats.multiple import holm_adjust
 from tests.stats.conftest import ALPHA, fp_ceiling
 
 P = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205]
@@ -38,6 +39,14 @@ def test_nan_p_values_are_left_out_of_the_family() -> None:
     q = adjust_pvalues([0.01, math.nan, 0.04])
     assert math.isnan(q[1]) and q[0] == pytest.approx(0.02) and q[2] == pytest.approx(0.04)
     assert adjust_pvalues([]) == []
+
+
+def test_holm_steps_down_and_stays_monotone() -> None:
+    # sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → running max 0.06
+    adjusted = holm_adjust([0.01, 0.04, 0.03, 0.005, math.nan])
+    assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(adjusted[4])
+    assert holm_adjust([0.6, 0.7]) == pytest.approx([1.0, 1.0])
 
 
 def result(effect: float, lo: float, hi: float, p: float, n: int = 100) -> TestResult:

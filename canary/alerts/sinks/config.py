@@ -1,4 +1,5 @@
-"""Sink config: one strict model per sink type, picked by the `type:` field.
+"""Sink config: one strict model per sink type, picked through the sink registry by the
+`type:` field, so a plugin sink is configured like a built-in one.
 
 Secrets (webhook URLs that embed a token, auth headers) never appear in config files, the
 database, logs or error messages: config names the environment variables that hold them, and
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SerializeAsAny, field_validator, model_validator
 
 from canary.alerts.sinks.base import Sink
 from canary.alerts.sinks.registry import sinks
@@ -43,7 +44,7 @@ class SinkConfigBase(Strict):
     """What every sink has: a type, a unique name, and a retry policy."""
 
     type: str
-    """Which sink: stdout, webhook, alertmanager or slack."""
+    """Which sink: stdout, webhook, alertmanager, slack, or a plugin's type."""
     name: str
     """Unique name of this sink; deliveries are stored under it. Defaults to the type."""
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -156,11 +157,22 @@ class SlackSinkConfig(HttpSinkConfig):
         return self
 
 
-SinkConfig = Annotated[
-    StdoutSinkConfig | WebhookSinkConfig | AlertmanagerSinkConfig | SlackSinkConfig,
-    Field(discriminator="type"),
-]
-"""Any built-in sink's config, told apart by its ``type``."""
+def _by_type(data: Any) -> Any:
+    """Validate a sink entry with the config model of the sink its ``type`` names, built-in or
+    registered by a plugin (`canary.alerts.sinks.registry`)."""
+    if isinstance(data, SinkConfigBase):
+        return data
+    if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
+        raise ValueError(f"a sink needs a 'type', one of: {', '.join(sinks.names())}")
+    try:
+        sink = sinks.get(data["type"])
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return sink.config_model.model_validate(dict(data))
+
+
+SinkConfig = SerializeAsAny[Annotated[SinkConfigBase, BeforeValidator(_by_type)]]
+"""Any sink's config, validated by the model of the sink its ``type`` names."""
 
 
 def validate_sink_names(configs: Sequence[SinkConfigBase]) -> None:

@@ -9,14 +9,19 @@ from pydantic import TypeAdapter, ValidationError
 
 from canary.alerts.sinks import (
     AlertmanagerSink,
+    Sink,
     SinkConfig,
     SlackSink,
     StdoutSink,
     WebhookSink,
     build_sinks,
+    register_sink,
     sinks,
     validate_sink_names,
 )
+from canary.alerts.sinks.base import Payload
+from canary.alerts.sinks.config import SinkConfigBase
+from canary.daemon.config import DaemonConfig
 from canary.errors import ConfigError
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(list[SinkConfig])
@@ -54,7 +59,8 @@ def test_the_type_picks_the_model_and_the_name_defaults_to_it() -> None:
 @pytest.mark.parametrize(
     ("item", "fragment"),
     [
-        ({"type": "pager"}, "does not match any of the expected tags"),
+        ({"type": "pager"}, "unknown sink 'pager'"),
+        ({"name": "pager"}, "a sink needs a 'type'"),
         ({"type": "stdout", "colour": True}, "Extra inputs are not permitted"),
         ({"type": "webhook"}, "exactly one of 'url' and 'url_env'"),
         ({"type": "webhook", "url": "http://a", "url_env": "A"}, "exactly one"),
@@ -73,6 +79,48 @@ def test_the_type_picks_the_model_and_the_name_defaults_to_it() -> None:
 def test_bad_config_is_refused_with_a_reason(item: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValidationError, match=fragment):
         parse(item)
+
+
+DAEMON = {"sim": True, "schedules": [{"name": "smoke", "suite": "smoke", "every": "5m"}]}
+
+
+class PagerConfig(SinkConfigBase):
+    type: str = "test-pager"
+    rotation: str
+
+
+class PagerSink(Sink[PagerConfig]):
+    """A third-party sink, as an entry point in ``canary.sinks`` would provide it."""
+
+    type = "test-pager"
+    config_model = PagerConfig
+
+    def render(self, payload: Payload) -> list[tuple[str, Any]]:
+        return [(self.config.rotation, payload.get("summary"))]
+
+    def send(self, payload: Payload) -> None:
+        raise NotImplementedError
+
+
+def test_a_plugin_sink_is_configured_like_a_built_in_one() -> None:
+    register_sink(PagerSink)
+    try:
+        config = DaemonConfig.model_validate(
+            {**DAEMON, "sinks": [{"type": "test-pager", "rotation": "llm-serving"}]}
+        )
+        (sink_config,) = config.sinks
+        assert isinstance(sink_config, PagerConfig) and sink_config.name == "test-pager"
+        assert config.model_dump()["sinks"][0]["rotation"] == "llm-serving"
+        (sink,) = build_sinks(config.sinks).values()
+        assert sink.render({"summary": "tpu-bf16 regressed"}) == [
+            ("llm-serving", "tpu-bf16 regressed")
+        ]
+        with pytest.raises(ValidationError, match="rotation"):
+            DaemonConfig.model_validate({**DAEMON, "sinks": [{"type": "test-pager"}]})
+    finally:
+        sinks.unregister("test-pager")
+    with pytest.raises(ValidationError, match="unknown sink 'test-pager'"):
+        parse({"type": "test-pager", "rotation": "x"})
 
 
 def test_sink_names_are_unique() -> None:
