@@ -169,6 +169,8 @@ class ReferenceModel:
         import torch
         from transformers import DynamicCache
 
+        from canary.sim import cache_kwarg
+
         if not prompts:
             return []
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
@@ -189,11 +191,12 @@ class ReferenceModel:
         done = [False] * len(prompts)
         with torch.inference_mode():
             cache = DynamicCache(config=self.model.config)
+            cache_arg = cache_kwarg(self.model)
             out = self.model(
                 input_ids=input_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
+                **{cache_arg: cache},
                 use_cache=True,
             )
             last_pos = positions[:, -1:]
@@ -230,7 +233,7 @@ class ReferenceModel:
                     input_ids=next_ids,
                     attention_mask=mask,
                     position_ids=last_pos,
-                    past_key_values=cache,
+                    **{cache_arg: cache},
                     use_cache=True,
                 )
         return [

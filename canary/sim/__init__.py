@@ -21,6 +21,17 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
 
 
+def cache_kwarg(model: object) -> str:
+    """The keyword a model's ``forward`` takes its KV cache by: ``cache`` from transformers
+    5.24 on, ``past_key_values`` before (deprecated since, removed in 5.40)."""
+    import inspect
+
+    forward = getattr(model, "forward", None)
+    if forward is not None and "cache" in inspect.signature(forward).parameters:
+        return "cache"
+    return "past_key_values"
+
+
 #: Models smaller than this run faster on one intra-op thread than on several.
 SMALL_MODEL_PARAMETERS = 50_000_000
 

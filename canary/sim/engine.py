@@ -216,6 +216,8 @@ class PoolEngine:
         import torch
         from transformers import DynamicCache
 
+        from canary.sim import cache_kwarg
+
         with self._lock:
             model = self._model
         seqs = [_Seq(p, _row_sampling(p.request)) for p in batch]
@@ -229,11 +231,12 @@ class PoolEngine:
             mask[i, width - n :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=model.config)
+        cache_arg = cache_kwarg(model)
         out = model(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
+            **{cache_arg: cache},
             use_cache=True,
         )
         logits = out.logits[:, -1, :].float()
@@ -259,7 +262,7 @@ class PoolEngine:
                 input_ids=next_ids,
                 attention_mask=mask,
                 position_ids=last_pos,
-                past_key_values=cache,
+                **{cache_arg: cache},
                 use_cache=True,
             )
             logits = out.logits[:, -1, :].float()

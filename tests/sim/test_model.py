@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import regex
 
 from canary.reference import ReferenceModel
-from canary.sim import model_dir
+from canary.sim import cache_kwarg, model_dir
 from canary.sim.train_tiny import CARD_NAME, TEST_SHAPE, main
 
 ENGLISH_PROMPTS = [
@@ -107,3 +108,19 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     c = main(tmp_path / "c", 4, seed=4, **kwargs)  # type: ignore[arg-type]
     assert c.losses != a.losses
+
+
+def test_the_cache_keyword_follows_the_installed_transformers() -> None:
+    class Renamed:
+        def forward(self, input_ids: object = None, cache: object = None) -> None: ...
+
+    class Older:
+        def forward(self, input_ids: object = None, past_key_values: object = None) -> None: ...
+
+    assert cache_kwarg(Renamed()) == "cache"
+    assert cache_kwarg(Older()) == "past_key_values"
+    # The shipped model on the installed transformers takes whichever its forward names.
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir())
+    assert cache_kwarg(model) in inspect.signature(model.forward).parameters
