@@ -20,6 +20,7 @@ from canary.runner.once import run_once
 from canary.scoring import score_stored
 from canary.sim.embedded import default_sim_fleet_path, fleet_config_for
 from canary.sim.fleetconfig import load_sim_fleet
+from canary.sim.router import unit_hash
 from canary.sim.server import RunningFleet, running_fleet
 from canary.stats import session_impact
 from canary.store import Store, open_store
@@ -129,9 +130,18 @@ def test_long_context_pool_diverges_on_short_prompts(fleet: Fleet, store: Store)
 def test_sticky_misrouting_is_seen_per_session(fleet: Fleet, store: Store) -> None:
     """A misrouted session stays misrouted: its turns are flagged together, and the session
     rate (what users experience) is reported beside the request rate."""
-    fleet.router({"misroute_share": 0.34})
+    share = 0.34
+    fleet.router({"misroute_share": share})
     try:
-        probe_round(fleet, store, "routing", ["front-door"])
+        # Session ids are random, so which sessions the router misroutes is too (a round of n
+        # sessions has none misrouted with probability 0.66**n): add rounds until both kinds
+        # were sent.
+        for _ in range(6):
+            probe_round(fleet, store, "routing", ["front-door"])
+            sessions = {r.session_id for r in store.results_in_window({"endpoint": "front-door"})}
+            misrouted = {sid for sid in sessions if unit_hash("misroute", sid) < share}
+            if misrouted and misrouted != sessions:
+                break
     finally:
         fleet.router({"misroute_share": 0.0})
     per_session: dict[str, list[bool]] = {}
@@ -140,6 +150,8 @@ def test_sticky_misrouting_is_seen_per_session(fleet: Fleet, store: Store) -> No
         per_session.setdefault(result.session_id, []).append(hit)
     flagged_sessions = [turns for turns in per_session.values() if any(turns)]
     assert 1 <= len(flagged_sessions) < len(per_session)
+    # Only the sessions the front door's hash sent to the long-context pool are degraded.
+    assert {sid for sid, turns in per_session.items() if any(turns)} <= misrouted
     # Sticky: most turns of a misrouted session are degraded, none of a healthy one.
     for turns in flagged_sessions:
         assert sum(turns) >= len(turns) // 2
