@@ -47,8 +47,8 @@ def attribute_change(
     onset: datetime,
     fired_at: datetime,
     window: timedelta,
-) -> str | None:
-    """The id of the recorded change that best explains the regression, or None."""
+) -> tuple[str, datetime] | None:
+    """The id and time of the recorded change that best explains the regression, or None."""
     candidates = [
         (change_id, at)
         for change_id, at, change_labels in conn.execute(
@@ -64,7 +64,7 @@ def attribute_change(
         glr = n * bernoulli_kl(k / n, p0) if n and k / n > p0 else 0.0
         if glr > 0 and (best is None or (glr, at) > (best[0], best[1])):
             best = (glr, at, change_id)
-    return best[2] if best else None
+    return (best[2], best[1]) if best else None
 
 
 def counts_since(

@@ -33,10 +33,8 @@ from canary.alerts.settings import AlertSettings
 from canary.compare.aggregate import ERROR_RATE
 from canary.stats.cusum import CusumRateDetector, CusumState, recovery_log_lr
 from canary.store import Store
-from canary.store.engine import SQLITE_IMMEDIATE
 from canary.store.models import (
     AlertRow,
-    ChangeRow,
     CohortRow,
     MonitorRow,
     ResultRow,
@@ -85,40 +83,36 @@ def evaluate_run(
     """Feed one completed, scored run to every monitor it touches; fire or resolve alerts."""
     now = now or utcnow()
     report = EvaluationReport(run_id, evaluated=False)
-    with store.engine.connect() as conn:
-        conn.execution_options(**{SQLITE_IMMEDIATE: True})
-        with conn.begin():
-            claimed = conn.execute(
-                update(RunRow)
-                .where(
-                    RunRow.id == run_id,
-                    RunRow.evaluated_at.is_(None),
-                    RunRow.status == "completed",
-                )
-                .values(evaluated_at=now)
-            ).rowcount
-            if not claimed:
-                return report
-            report.evaluated = True
-            at = conn.execute(select(RunRow.started_at).where(RunRow.id == run_id)).scalar_one()
-            counts = round_counts(conn, run_id, list(settings.policies))
-            labels_of = dict(
-                conn.execute(
-                    select(CohortRow.id, CohortRow.labels).where(
-                        CohortRow.id.in_({c for c, _ in counts})
-                    )
-                ).all()
+    with store.write_transaction() as conn:
+        claimed = conn.execute(
+            update(RunRow)
+            .where(
+                RunRow.id == run_id,
+                RunRow.evaluated_at.is_(None),
+                RunRow.status == "completed",
             )
-            for (cohort_id, metric), (k, n) in sorted(counts.items()):
-                step = _MonitorStep(conn, store, settings, cohort_id, labels_of[cohort_id], metric)
-                transition = step.run(k, n, at, run_id, now)
-                report.monitors += step.active
-                if transition is not None:
-                    report.transitions.append(transition)
-            if report.transitions:
-                report.notifications = notify_groups(
-                    conn, report.transitions, settings.sink_names, now
+            .values(evaluated_at=now)
+        ).rowcount
+        if not claimed:
+            return report
+        report.evaluated = True
+        at = conn.execute(select(RunRow.started_at).where(RunRow.id == run_id)).scalar_one()
+        counts = round_counts(conn, run_id, list(settings.policies))
+        labels_of = dict(
+            conn.execute(
+                select(CohortRow.id, CohortRow.labels).where(
+                    CohortRow.id.in_({c for c, _ in counts})
                 )
+            ).all()
+        )
+        for (cohort_id, metric), (k, n) in sorted(counts.items()):
+            step = _MonitorStep(conn, store, settings, cohort_id, labels_of[cohort_id], metric)
+            transition = step.run(k, n, at, run_id, now)
+            report.monitors += step.active
+            if transition is not None:
+                report.transitions.append(transition)
+        if report.transitions:
+            report.notifications = notify_groups(conn, report.transitions, settings.sink_names, now)
     return report
 
 
@@ -184,7 +178,6 @@ class _MonitorStep:
         # What the monitor row becomes; the state handlers set them.
         self._status = "ok"
         self._alert_id: int | None = None
-        self._p0 = 0.0
 
     def run(self, k: int, n: int, at: datetime, run_id: int, now: datetime) -> Transition | None:
         monitor = self._lock_monitor(now)
@@ -197,14 +190,13 @@ class _MonitorStep:
                 return None  # the baseline has no data on this metric: nothing to test against
             detector = fresh
         self.active = 1
-        self._p0 = detector.p0
         transition: Transition | None = None
         status = monitor.status
         if status == "firing":
             transition = self._while_firing(monitor, state, detector, k, n, run_id, now)
         else:
             result = detector.update(k, n, at)
-            transition = self._while_watching(monitor, state, detector, result, run_id, now)
+            transition = self._while_watching(monitor, state, detector, result, now)
             state["score"] = result.score
         state.update(
             detector=detector.to_dict(),
@@ -229,12 +221,11 @@ class _MonitorStep:
         state: dict[str, Any],
         detector: CusumRateDetector,
         result: CusumState,
-        run_id: int,
         now: datetime,
     ) -> Transition | None:
         self._status, self._alert_id = monitor.status, monitor.alert_id
         if result.alarm:
-            alert_id = monitor.alert_id or self._open_alert(result, now)
+            alert_id = monitor.alert_id or self._open_alert(detector, result, now)
             change_id = self._fire(alert_id, detector, result, now)
             state["recovery"] = {"nats": 0.0, "rounds": 0}
             self._status, self._alert_id = "firing", alert_id
@@ -248,7 +239,7 @@ class _MonitorStep:
                 change_id,
             )
         if result.pending:
-            alert_id = monitor.alert_id or self._open_alert(result, now)
+            alert_id = monitor.alert_id or self._open_alert(detector, result, now)
             self._update_counts(alert_id, result.k_seg, result.n_seg, result.score, now)
             self._status, self._alert_id = "pending", alert_id
             return None
@@ -342,7 +333,7 @@ class _MonitorStep:
             query = query.with_for_update()
         return self.conn.execute(query).one()
 
-    def _open_alert(self, result: CusumState, now: datetime) -> int:
+    def _open_alert(self, detector: CusumRateDetector, result: CusumState, now: datetime) -> int:
         row = self.conn.execute(
             insert(AlertRow)
             .values(
@@ -352,7 +343,7 @@ class _MonitorStep:
                 status="pending",
                 pending_at=now,
                 onset_at=result.onset,
-                baseline_rate=self._p0,
+                baseline_rate=detector.p0,
                 margin=self.settings.policies[self.metric].margin,
                 k=result.k_seg,
                 n=result.n_seg,
@@ -376,7 +367,7 @@ class _MonitorStep:
         self, alert_id: int, detector: CusumRateDetector, result: CusumState, now: datetime
     ) -> str | None:
         onset = result.onset or now
-        change_id = attribute_change(
+        attributed = attribute_change(
             self.conn,
             cohort_id=self.cohort_id,
             labels=self.labels,
@@ -386,11 +377,9 @@ class _MonitorStep:
             fired_at=now,
             window=self.settings.attribution_window,
         )
-        since = onset
-        if change_id is not None:
-            change_at = self.conn.execute(
-                select(ChangeRow.at).where(ChangeRow.change_id == change_id)
-            ).scalar_one()
+        change_id, since = None, onset
+        if attributed is not None:
+            change_id, change_at = attributed
             since = min(onset, change_at)
         evidence = collect_evidence(
             self.conn,

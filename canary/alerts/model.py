@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 AlertStatus = Literal["pending", "firing", "resolved"]
+#: Statuses of an alert that is not over: shown by reports, counted by metrics and doctor.
+OPEN_ALERT_STATUSES: tuple[AlertStatus, ...] = ("pending", "firing")
 
 #: The labels that name a cohort in alerts, in display order (others follow, sorted).
 COHORT_LABEL_ORDER = ("endpoint", "pool", "model", "region", "route", "load")

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, select
 
 from canary.alerts.evidence import evidence_samples
 from canary.alerts.model import Alert
-from canary.store.models import AlertRow, ChangeRow
+from canary.store.changes import find_change
+from canary.store.models import AlertRow
 
 if TYPE_CHECKING:
     from canary.alerts.engine import Transition
@@ -30,6 +31,8 @@ def notify_groups(
     """Enqueue the notifications these transitions call for; returns their ids."""
     from canary.alerts.outbox import enqueue_notification
 
+    if not sink_names:
+        return []
     groups: dict[str, dict[str, list[int]]] = {}
     for t in transitions:
         key = f"change:{t.change_id}" if t.change_id else f"alert:{t.fingerprint}"
@@ -47,8 +50,7 @@ def notify_groups(
         else:
             continue
         payload = build_payload(conn, key, status, listed, now)
-        if sink_names:
-            ids.append(enqueue_notification(conn, payload, list(sink_names)))
+        ids.append(enqueue_notification(conn, payload, list(sink_names)))
     return ids
 
 
@@ -58,19 +60,8 @@ def build_payload(
     """The sink-independent notification: the group, its change, its alerts with samples."""
     change = None
     if group_key.startswith("change:"):
-        row = conn.execute(
-            select(
-                ChangeRow.change_id, ChangeRow.kind, ChangeRow.labels, ChangeRow.at, ChangeRow.note
-            ).where(ChangeRow.change_id == group_key.removeprefix("change:"))
-        ).first()
-        if row is not None:
-            change = {
-                "id": row.change_id,
-                "kind": row.kind,
-                "labels": dict(row.labels),
-                "at": row.at.isoformat(),
-                "note": row.note,
-            }
+        found = find_change(conn, group_key.removeprefix("change:"))
+        change = found.to_dict() if found is not None else None
     items = []
     for alert in alerts:
         item = alert.to_dict()

@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 from canary.alerts.sinks.base import DeliveryError, Sink
 from canary.alerts.sinks.text import one_line
 from canary.errors import CanaryError
-from canary.store.engine import SQLITE_IMMEDIATE
 from canary.store.models import DeliveryRow, NotificationRow, utcnow
 
 if TYPE_CHECKING:
@@ -32,8 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Version of the notification payload schema (the ``version`` key).
-PAYLOAD_VERSION = 1
 #: Backoff delays are scaled by a factor drawn from this range, so that many deliveries failing
 #: together do not retry together. Above 0.5, each delay still exceeds the previous one.
 _JITTER = (0.75, 1.0)
@@ -168,18 +164,15 @@ def deliver_due(
 def pending_deliveries(store: Store) -> int:
     """Deliveries not yet delivered nor expired (for `doctor` and the daemon's metrics)."""
     with store.engine.connect() as conn:
-        count = conn.execute(
-            select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status == "pending")
-        ).scalar_one()
+        return count_pending(conn)
+
+
+def count_pending(conn: Connection) -> int:
+    """`pending_deliveries` on a caller's connection (inside its snapshot)."""
+    count = conn.execute(
+        select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status == "pending")
+    ).scalar_one()
     return int(count)
-
-
-@contextmanager
-def _write(store: Store) -> Iterator[Connection]:
-    with store.engine.connect() as conn:
-        conn.execution_options(**{SQLITE_IMMEDIATE: True})
-        with conn.begin():
-            yield conn
 
 
 def _claim_next(store: Store, sinks: Mapping[str, Sink[Any]], now: datetime) -> _Claim | None:
@@ -192,7 +185,7 @@ def _claim_next(store: Store, sinks: Mapping[str, Sink[Any]], now: datetime) -> 
     if not sinks:
         return None
     unleased = or_(DeliveryRow.locked_until.is_(None), DeliveryRow.locked_until < now)
-    with _write(store) as conn:
+    with store.write_transaction() as conn:
         candidate = (
             select(DeliveryRow)
             .where(
@@ -252,7 +245,7 @@ def _backoff(sink: Sink[Any], attempts: int) -> timedelta:
 
 def _settle(store: Store, claim: _Claim, owner: str, **values: Any) -> None:
     """Record an attempt's outcome and release the lease, if this daemon still holds it."""
-    with _write(store) as conn:
+    with store.write_transaction() as conn:
         done = conn.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id == claim.id, DeliveryRow.locked_until == claim.token)
@@ -268,7 +261,7 @@ def _settle(store: Store, claim: _Claim, owner: str, **values: Any) -> None:
 
 
 def _expire(store: Store, claim: _Claim, attempts: int, error: str, owner: str) -> None:
-    with _write(store) as conn:
+    with store.write_transaction() as conn:
         conn.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id == claim.id, DeliveryRow.locked_until == claim.token)

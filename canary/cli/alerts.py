@@ -26,6 +26,7 @@ def alerts(
     json: JsonOption = False,
 ) -> None:
     """List alerts: cohort, metric, rate against baseline, session impact, change, evidence."""
+    from canary.alerts.model import OPEN_ALERT_STATUSES
     from canary.alerts.queries import list_alerts
     from canary.config.selection import parse_label_filters
     from canary.store import open_store
@@ -33,7 +34,7 @@ def alerts(
 
     found = list_alerts(
         open_store(db),
-        status=None if all_ else ["pending", "firing"],
+        status=None if all_ else list(OPEN_ALERT_STATUSES),
         since=parse_time(since) if since else None,
         labels=parse_label_filters(select or []),
         change_id=change,

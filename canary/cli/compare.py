@@ -9,6 +9,7 @@ from rich.table import Table
 
 from canary.cli.options import DbOption, JsonOption
 from canary.cli.output import console, print_json
+from canary.reports.format import num
 
 if TYPE_CHECKING:
     from canary.compare import Comparison
@@ -107,12 +108,12 @@ def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None
             v.cohort,
             v.metric + (" *" if v.critical else ""),
             v.verdict,
-            _num(r.estimate_before),
-            _num(r.estimate_after),
-            f"{_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}]",
-            _num(r.p_value),
-            _num(v.q_value),
-            _num(r.mde),
+            num(r.estimate_before),
+            num(r.estimate_after),
+            f"{num(r.effect)} [{num(r.ci_low)}, {num(r.ci_high)}]",
+            num(r.p_value),
+            num(v.q_value),
+            num(r.mde),
             f"{r.n_before}/{r.n_after}",
             style=_VERDICT_STYLE.get(v.verdict, ""),
         )
@@ -132,11 +133,3 @@ def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None
     gate = comparison.gate
     colour = {"pass": "green", "regression": "red", "inconclusive": "yellow"}[gate.status]
     console.print(f"gate: [bold {colour}]{gate.status.upper()}[/] (exit {gate.exit_code})")
-
-
-def _num(value: float | None) -> str:
-    if value is None or value != value:
-        return "-"
-    if value == 0:
-        return "0"
-    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.1e}"

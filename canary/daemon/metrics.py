@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 COHORT_LABELS = ("endpoint", "pool", "load")
 _MONITOR_LABELS = ("metric", *COHORT_LABELS)
 _ALERT_LABELS = ("status", *_MONITOR_LABELS)
-OPEN_ALERT_STATUSES = ("pending", "firing")
 
 Key = tuple[str, ...]
 
@@ -92,10 +91,6 @@ class DaemonMetrics:
         """Re-read monitors, open alerts and pending deliveries into the gauges."""
         self._gauges.snapshot = read_snapshot(store)
 
-    @property
-    def snapshot(self) -> StoreSnapshot:
-        return self._gauges.snapshot
-
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self.registry)
@@ -103,9 +98,11 @@ class DaemonMetrics:
 
 def read_snapshot(store: Store) -> StoreSnapshot:
     """The gauge values as the store has them now (one read transaction)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
-    from canary.store.models import AlertRow, DeliveryRow, MonitorRow
+    from canary.alerts.model import OPEN_ALERT_STATUSES
+    from canary.alerts.outbox import count_pending
+    from canary.store.models import AlertRow, MonitorRow
 
     with store.engine.begin() as conn:
         monitors = conn.execute(select(MonitorRow.labels, MonitorRow.metric, MonitorRow.state))
@@ -117,10 +114,8 @@ def read_snapshot(store: Store) -> StoreSnapshot:
             )
         ):
             alerts[(row.status, *_key(row.metric, row.labels))] += 1
-        outbox = conn.execute(
-            select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status == "pending")
-        ).scalar_one()
-    return StoreSnapshot(score, rate, dict(alerts), int(outbox))
+        outbox = count_pending(conn)
+    return StoreSnapshot(score, rate, dict(alerts), outbox)
 
 
 def _monitor_gauges(rows: Iterable[Any]) -> tuple[dict[Key, float], dict[Key, float]]:

@@ -339,10 +339,6 @@ class Daemon:
         self._scheduler = scheduler
         logger.info("daemon %s started: %d schedules", self.owner, len(self.plans))
 
-    @property
-    def control_url(self) -> str | None:
-        return self._control.url if self._control is not None else None
-
     def stop(self, *, wait: bool = True) -> None:
         """Stop gracefully: no new slots; running rounds flush and their slots are released."""
         self.stop_flag.set()

@@ -14,8 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +22,6 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from canary.store import Store
-from canary.store.engine import SQLITE_IMMEDIATE
 from canary.store.models import RunRow, ScheduleSlotRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -61,7 +59,7 @@ class SlotLedger:
         """Own (schedule, slot_at), or None when another daemon already does."""
         now = now or utcnow()
         try:
-            with self._write() as conn:
+            with self.store.write_transaction() as conn:
                 slot_id = conn.execute(
                     insert(ScheduleSlotRow)
                     .values(
@@ -80,7 +78,7 @@ class SlotLedger:
         return SlotClaim(int(slot_id), schedule, slot_at, 1)
 
     def attach_run(self, claim: SlotClaim, run_id: int) -> None:
-        with self._write() as conn:
+        with self.store.write_transaction() as conn:
             conn.execute(
                 update(ScheduleSlotRow)
                 .where(ScheduleSlotRow.id == claim.id, ScheduleSlotRow.owner == self.owner)
@@ -93,7 +91,7 @@ class SlotLedger:
         if not ids:
             return 0
         now = now or utcnow()
-        with self._write() as conn:
+        with self.store.write_transaction() as conn:
             return conn.execute(
                 update(ScheduleSlotRow)
                 .where(
@@ -107,7 +105,7 @@ class SlotLedger:
     def finish(self, claim: SlotClaim, status: str, error: str | None = None) -> bool:
         """Close the slot (done, failed); False if it was taken from us meanwhile."""
         assert status in FINAL
-        with self._write() as conn:
+        with self.store.write_transaction() as conn:
             return bool(
                 conn.execute(
                     update(ScheduleSlotRow)
@@ -119,7 +117,7 @@ class SlotLedger:
     def release(self, claim: SlotClaim) -> None:
         """Give an unfinished slot back (graceful shutdown): another daemon may run it now."""
         now = utcnow()
-        with self._write() as conn:
+        with self.store.write_transaction() as conn:
             conn.execute(
                 update(ScheduleSlotRow)
                 .where(ScheduleSlotRow.id == claim.id, ScheduleSlotRow.owner == self.owner)
@@ -150,7 +148,7 @@ class SlotLedger:
             .limit(limit)
         )
         claims: list[SlotClaim] = []
-        with self._write() as conn:
+        with self.store.write_transaction() as conn:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             for slot_id, schedule, slot_at in conn.execute(query).all():
@@ -186,7 +184,7 @@ class SlotLedger:
     # --- internals ------------------------------------------------------------------------
 
     def _take_over(self, schedule: str, slot_at: datetime, now: datetime) -> SlotClaim | None:
-        with self._write() as conn:
+        with self.store.write_transaction() as conn:
             slot_id = conn.execute(
                 select(ScheduleSlotRow.id).where(
                     ScheduleSlotRow.schedule == schedule, ScheduleSlotRow.slot_at == slot_at
@@ -237,11 +235,3 @@ class SlotLedger:
             previous.attempts + 1,
         )
         return SlotClaim(slot_id, schedule, slot_at, previous.attempts + 1, recovered=True)
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction: BEGIN IMMEDIATE on SQLite, so read-then-write cannot fail."""
-        with self.store.engine.connect() as conn:
-            conn.execution_options(**{SQLITE_IMMEDIATE: True})
-            with conn.begin():
-                yield conn

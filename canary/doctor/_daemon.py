@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, func, or_, select
 
+from canary.alerts.model import OPEN_ALERT_STATUSES
 from canary.doctor._check import Check, Status, fmt_age
 from canary.errors import CanaryError
 from canary.store.models import AlertRow, DeliveryRow, ScheduleSlotRow
@@ -130,7 +131,7 @@ def _alerts(conn: Connection) -> Check:
     counts = dict(
         conn.execute(
             select(AlertRow.status, func.count())
-            .where(AlertRow.status.in_(("pending", "firing")))
+            .where(AlertRow.status.in_(OPEN_ALERT_STATUSES))
             .group_by(AlertRow.status)
         ).all()
     )

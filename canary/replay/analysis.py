@@ -236,7 +236,6 @@ def _judge_alerts(
     """False alerts: no active fault affects the cohort. Misattributed: attributed elsewhere."""
     false_alerts: list[str] = []
     misattributed: list[str] = []
-    changes = {a.step.change for a in run.applied}
     for alert in alerts:
         assert alert.fired_at is not None
         fired_tick = run.tick_of(alert.fired_at)
@@ -252,8 +251,8 @@ def _judge_alerts(
         text = f"{alert.cohort} {alert.metric} (alert {alert.id})"
         if not causes:
             false_alerts.append(text)
-        elif alert.change_id not in {c.step.change for c in causes} and not (
-            alert.change_id in changes and _escalates(run, alert.change_id, causes)
+        elif alert.change_id not in {c.step.change for c in causes} and not _escalates(
+            run, alert.change_id, causes
         ):
             misattributed.append(f"{text} → {alert.change_id}")
     return false_alerts, misattributed

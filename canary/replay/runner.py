@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,15 +34,10 @@ class ReplayRun:
     """Real start time of each tick after the baseline."""
     baseline_ticks: int = 0
     seconds: float = 0.0
-    threshold_nats: float | None = None
 
     def tick_of(self, when: datetime) -> int:
         """The tick (after the baseline) during which ``when`` fell."""
-        index = 0
-        for i, start in enumerate(self.tick_times):
-            if start <= when:
-                index = i
-        return index
+        return max(bisect.bisect_right(self.tick_times, when) - 1, 0)
 
 
 def run_scenario(store: Store, scenario: Scenario, *, progress: Progress = print) -> ReplayRun:

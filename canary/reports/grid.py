@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from canary.alerts.model import Alert
+from canary.alerts.model import OPEN_ALERT_STATUSES, Alert
 from canary.compare.aggregate import ERROR_RATE, Aggregate, CohortData, aggregate, cohort_key
 from canary.compare.gate import NotComparable, compare
 from canary.compare.selectors import ResultFilter
@@ -75,7 +75,7 @@ def build_grid(
     window = aggregate(
         store, ResultFilter(labels=dict(selection), since=since, until=until), by, rates
     )
-    open_alerts = [a for a in alerts if a.status in ("firing", "pending")]
+    open_alerts = [a for a in alerts if a.status in OPEN_ALERT_STATUSES]
     cohorts = {k: c for k, c in window.cohorts.items() if _results(c) > 0}
     for a in open_alerts:
         key = cohort_key(a.labels, by)

@@ -23,13 +23,19 @@ def quiet_transformers() -> None:
 
 def cache_kwarg(model: object) -> str:
     """The keyword a model's ``forward`` takes its KV cache by: ``cache`` from transformers
-    5.24 on, ``past_key_values`` before (deprecated since, removed in 5.40)."""
+    5.24 on, ``past_key_values`` before (deprecated since, removed in 5.40). The signature is
+    read once per model class, not on every generate batch."""
     import inspect
 
-    forward = getattr(model, "forward", None)
-    if forward is not None and "cache" in inspect.signature(forward).parameters:
-        return "cache"
-    return "past_key_values"
+    model_class = type(model)
+    if model_class not in _CACHE_KWARG:
+        forward = getattr(model_class, "forward", None)
+        takes_cache = forward is not None and "cache" in inspect.signature(forward).parameters
+        _CACHE_KWARG[model_class] = "cache" if takes_cache else "past_key_values"
+    return _CACHE_KWARG[model_class]
+
+
+_CACHE_KWARG: dict[type, str] = {}
 
 
 #: Models smaller than this run faster on one intra-op thread than on several.

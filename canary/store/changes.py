@@ -187,7 +187,7 @@ def record_changes(store: Store, specs: Sequence[ChangeSpec]) -> list[RecordedCh
     """
     for attempt in (1, 2):
         try:
-            with store._write() as conn:
+            with store.write_transaction() as conn:
                 return [_record_one(conn, spec) for spec in specs]
         except IntegrityError:
             # Another writer stored one of these ids between our SELECT and INSERT (PostgreSQL);
@@ -198,9 +198,8 @@ def record_changes(store: Store, specs: Sequence[ChangeSpec]) -> list[RecordedCh
 
 
 def _record_one(conn: Connection, spec: ChangeSpec) -> RecordedChange:
-    row = conn.execute(_COLUMNS.where(ChangeRow.change_id == spec.change_id)).first()
-    if row is not None:
-        stored = _change(row)
+    stored = find_change(conn, spec.change_id)
+    if stored is not None:
         differs = [
             name
             for name, same in (
@@ -252,10 +251,16 @@ def record_change(
 
 def get_change(store: Store, change_id: str) -> Change:
     with store.engine.connect() as conn:
-        row = conn.execute(_COLUMNS.where(ChangeRow.change_id == change_id)).first()
-    if row is None:
+        change = find_change(conn, change_id)
+    if change is None:
         raise NotFoundError(f"no change {change_id!r}; record it with `canary change record`")
-    return _change(row)
+    return change
+
+
+def find_change(conn: Connection, change_id: str) -> Change | None:
+    """The recorded change ``change_id`` read on ``conn`` (inside a caller's transaction)."""
+    row = conn.execute(_COLUMNS.where(ChangeRow.change_id == change_id)).first()
+    return None if row is None else _change(row)
 
 
 def list_changes(

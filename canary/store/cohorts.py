@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
 
+from canary.alerts.model import OPEN_ALERT_STATUSES
 from canary.config.selection import labels_match
 from canary.store.models import AlertRow, CohortRow, MonitorRow, ResultRow
 from canary.store.repository import Store, cohort_fingerprint
@@ -21,7 +22,6 @@ from canary.store.repository import Store, cohort_fingerprint
 CohortStatus = Literal["firing", "pending", "errors", "silent", "ok"]
 #: Worst first: the order `cohort_health` sorts by.
 STATUS_ORDER: tuple[CohortStatus, ...] = ("firing", "pending", "errors", "silent", "ok")
-_OPEN = ("pending", "firing")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def cohort_health(
                 monitors[cohort_id][metric] = status
         open_alerts: dict[int, list[str]] = defaultdict(list)
         for alert_labels, status in conn.execute(
-            select(AlertRow.labels, AlertRow.status).where(AlertRow.status.in_(_OPEN))
+            select(AlertRow.labels, AlertRow.status).where(AlertRow.status.in_(OPEN_ALERT_STATUSES))
         ):
             cohort_id = by_fingerprint.get(cohort_fingerprint(alert_labels))
             if cohort_id is not None:

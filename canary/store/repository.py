@@ -61,7 +61,9 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction: BEGIN IMMEDIATE on SQLite, so a read-then-write in it cannot
+        fail on lock upgrade; committed when the block exits, rolled back on an exception."""
         with self.engine.connect() as conn:
             conn.execution_options(**{SQLITE_IMMEDIATE: True})
             with conn.begin():
@@ -75,7 +77,7 @@ class Store:
 
     def register_suite(self, suite: Suite) -> int:
         """The id of `suite` at its version, inserting it and its probes the first time."""
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             created = conn.execute(
                 _upsert(conn, SuiteRow)
                 .values(name=suite.name, version=suite.version, description=suite.description)
@@ -117,7 +119,7 @@ class Store:
         }
         if not rows:
             return {}
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             stmt = _upsert(conn, EndpointRow).values(list(rows.values()))
             stmt = stmt.on_conflict_do_update(
                 index_elements=["name"],
@@ -139,7 +141,7 @@ class Store:
         note: str | None = None,
     ) -> int:
         """Open a run of `suite_id` (status `running`); returns runs.id."""
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             if conn.execute(select(SuiteRow.id).where(SuiteRow.id == suite_id)).first() is None:
                 raise NotFoundError(f"no suite with id {suite_id}; register it with register_suite")
             return conn.execute(
@@ -161,7 +163,7 @@ class Store:
         """Close a run with a final status and the time it ended."""
         if status not in FINAL_STATUSES:
             raise StoreError(f"run status {status!r} is not final; use {', '.join(FINAL_STATUSES)}")
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             done = conn.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id)
@@ -178,7 +180,7 @@ class Store:
         """Store a batch of results in one transaction (all or none); returns their ids."""
         if not records:
             return []
-        with self._write() as conn:
+        with self.write_transaction() as conn:
             run_suite = conn.execute(
                 select(RunRow.suite_id).where(RunRow.id == run_id)
             ).scalar_one_or_none()

@@ -12,8 +12,8 @@ leaves whole batches pruned and the rest untouched, never a half-pruned row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Connection, delete, exists, null, select, update
 
 from canary.errors import ConfigError
-from canary.store.engine import SQLITE_IMMEDIATE
 from canary.store.models import (
     AlertRow,
     DeliveryRow,
@@ -126,14 +125,9 @@ def evidence_result_ids(conn: Connection) -> set[int]:
     return ids
 
 
-@contextmanager
-def _batch(store: Store, dry_run: bool) -> Iterator[Connection]:
+def _batch(store: Store, dry_run: bool) -> AbstractContextManager[Connection]:
     """One transaction per batch; a writer takes SQLite's lock at BEGIN (see `make_engine`)."""
-    with store.engine.connect() as conn:
-        if not dry_run:
-            conn.execution_options(**{SQLITE_IMMEDIATE: True})
-        with conn.begin():
-            yield conn
+    return store.engine.begin() if dry_run else store.write_transaction()
 
 
 def _prune_results(
