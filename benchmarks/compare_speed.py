@@ -22,7 +22,7 @@ from rich.table import Table
 from canary.compare import run_compare
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.store import Store, open_store
 from canary.store.scores import ScoreToSave, save_scores
 

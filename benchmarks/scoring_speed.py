@@ -20,7 +20,7 @@ from rich.table import Table
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.scoring import score_stored
 from canary.store import open_store
 

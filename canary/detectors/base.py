@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_c
 
 if TYPE_CHECKING:
     from canary.probes.model import Probe
-    from canary.runner.records import ResultRecord, TokenLogprob
+    from canary.records import ResultRecord, TokenLogprob
 
 #: Evidence strings (spans, offending lines, outputs) are cut to this many characters.
 EVIDENCE_TEXT_LIMIT = 200

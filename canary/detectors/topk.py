@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canary.detectors.base import Score, clip
-from canary.runner.records import TokenLogprob
+from canary.records import TokenLogprob
 
 #: A greedy endpoint that passes over a reference top-1 the reference preferred by at least this
 #: many nats (a factor e^0.5 ≈ 1.65) is flagged. Near-ties, like honest bf16 rounding (gaps of

@@ -11,7 +11,7 @@ from canary.errors import CanaryError
 
 if TYPE_CHECKING:
     from canary.config.fleet import EndpointConfig, FleetConfig
-    from canary.runner.records import ResultRecord
+    from canary.records import ResultRecord
 
 
 def check_endpoints(fleet: FleetConfig, timeout_s: float) -> list[Check]:

@@ -26,7 +26,7 @@ from canary.endpoints.ratelimit import ConcurrencyGate, TokenBucket, get_gate, g
 from canary.errors import ConfigError
 from canary.probes.model import Probe
 from canary.registry import Registry
-from canary.runner.records import ResultRecord, TokenLogprob
+from canary.records import ResultRecord, TokenLogprob
 
 __all__ = [
     "EndpointClient",

@@ -26,7 +26,7 @@ from typing import Any
 
 from canary.endpoints.base import EndpointClient, MalformedResponse, ParsedOutput, flavours
 from canary.probes.model import Probe
-from canary.runner.records import TokenLogprob
+from canary.records import TokenLogprob
 
 __all__ = ["OpenAIChat", "OpenAICompletions"]
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from canary.reports.model import Span
-from canary.runner.records import TokenLogprob
+from canary.records import TokenLogprob
 
 
 def script_spans(text: str, evidence: Mapping[str, Any] | None) -> list[Span]:

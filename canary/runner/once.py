@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from canary.config.fleet import EndpointConfig, FleetConfig
 from canary.probes.model import Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.store import Store
 
 if TYPE_CHECKING:

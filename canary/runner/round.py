@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from canary.config.fleet import EndpointConfig, FleetConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.runner.summary import EndpointStats, RoundSummary, StatsTally
 
 if TYPE_CHECKING:
-    # canary.endpoints imports canary.runner.records, so the runner package must not import
+    # canary.endpoints imports canary.records, so the runner package must not import
     # the endpoints at module level.
     from canary.endpoints import EndpointClient
 

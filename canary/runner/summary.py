@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 
 __all__ = ["EndpointStats", "RoundSummary", "percentile"]
 

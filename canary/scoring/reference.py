@@ -283,6 +283,6 @@ def _first_token(r: ScorableResult) -> str | None:
 
 
 def _runner_token(t: Any) -> Any:
-    from canary.runner.records import TokenLogprob
+    from canary.records import TokenLogprob
 
     return TokenLogprob(token=t.token, logprob=t.logprob, top=dict(t.top), token_id=t.token_id)

@@ -23,7 +23,7 @@ from canary.config.fleet import EndpointConfig
 from canary.config.selection import labels_match
 from canary.errors import NotFoundError, StoreError
 from canary.probes.model import Suite
-from canary.runner.records import ResultRecord, TokenLogprob
+from canary.records import ResultRecord, TokenLogprob
 from canary.store.engine import SQLITE_IMMEDIATE, redact
 from canary.store.models import (
     CohortRow,

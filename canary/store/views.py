@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from canary.runner.records import TokenLogprob
+from canary.records import TokenLogprob
 from canary.store.models import (
     CohortRow,
     EndpointRow,

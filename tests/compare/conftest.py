@@ -10,7 +10,7 @@ import pytest
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 

@@ -13,7 +13,7 @@ from canary.detectors.topk import (
     text_prefix_agreement,
     top1_agreement,
 )
-from canary.runner.records import TokenLogprob
+from canary.records import TokenLogprob
 
 
 def position(chosen: str, **top: float) -> TokenLogprob:

@@ -12,7 +12,7 @@ from canary.config.fleet import EndpointConfig, Limits
 from canary.endpoints import EndpointClient, OpenAIChat, ParsedOutput, make_client
 from canary.errors import ConfigError
 from canary.probes.model import Probe
-from canary.runner.records import ERROR_KINDS, ResultRecord, TokenLogprob
+from canary.records import ERROR_KINDS, ResultRecord, TokenLogprob
 from tests.support.openai_server import FakeOpenAI, serve_openai
 
 FAST = Limits(

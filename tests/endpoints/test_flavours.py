@@ -16,7 +16,7 @@ from canary.endpoints import (
     flavours,
 )
 from canary.probes.model import Message, Probe
-from canary.runner.records import TokenLogprob
+from canary.records import TokenLogprob
 
 ENDPOINT = EndpointConfig(name="e1", base_url="http://127.0.0.1:9/v1", model="m")
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from canary.cli.main import app
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.models import DetectorSpecRow, ScoreRow

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord
+from canary.records import ResultRecord
 from canary.scoring import score_stored
 from canary.stats import session_impact
 from canary.store import open_store

@@ -7,7 +7,7 @@ from typing import Any
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.runner.records import ResultRecord, TokenLogprob
+from canary.records import ResultRecord, TokenLogprob
 
 T0 = datetime(2024, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

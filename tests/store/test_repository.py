@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from canary.errors import NotFoundError, StoreError
-from canary.runner.records import ResultRecord, TokenLogprob
+from canary.records import ResultRecord, TokenLogprob
 from canary.store import ScoreView, Store, StoredResult, open_store
 from canary.store.models import CohortRow, ProbeRow, ScoreRow
 from canary.store.repository import cohort_fingerprint

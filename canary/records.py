@@ -1,4 +1,7 @@
-"""The record of one probe request: what the runner produces and the store persists."""
+"""The record of one probe request: what the runner produces and the store persists.
+
+On the ground floor: endpoints, the runner, the store, detectors and scoring all use these values,
+so this module imports nothing of canary."""
 
 from __future__ import annotations
 
