@@ -22,8 +22,8 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_SECRET_ENVS",
-    "SecretScrubFilter",
     "MAX_JSON_DEPTH",
+    "SecretScrubFilter",
     "markup_safe",
     "one_line",
     "printable",
