@@ -6,6 +6,10 @@ Prints one row per detector (code once per language): results scored per second 
 synthetic outputs (default 100,000; SQL, whose parser is far slower, gets N/10). About 3 in 10
 prose outputs hold non-ASCII punctuation and 1 in 50 outputs is corrupted, so the slow paths
 (full Unicode scans, evidence building) are exercised too.
+
+A second table times single 1 MB outputs against their speed goals (an endpoint that runs away
+must not stall scoring). The tests only check that these scale linearly, so a busy machine
+cannot fail them; the goals are kept, and judged, here.
 """
 
 from __future__ import annotations
@@ -90,6 +94,37 @@ def bench(label: str, n: int, score: Callable[[ScoringInput], object], inputs: l
     print(f"{label:<16} {n:>9,} {n / elapsed:>12,.0f} {elapsed:>9.2f}")
 
 
+def one_megabyte_cases() -> list[tuple[str, float, Callable[[], object]]]:
+    """(label, goal in seconds, one scoring call) for the 1 MB outputs the tests use."""
+    code, entropy, script = (build_detector(name) for name in ("code", "entropy", "script"))
+    module = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(30_000))
+    rng = random.Random(2)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "zeta"]
+    noise = " ".join(rng.choice(words) for _ in range(180_000))
+    english = ("All quiet on the western front. " * 32_000) + "สวัสดี"
+
+    def code_pair() -> None:
+        probe = chat("code", language="python")
+        code.score(ScoringInput(probe, f"```python\n{module}```", finish_reason="stop"))
+        broken = f"```python\n{module}def broken(:\n```"
+        code.score(ScoringInput(probe, broken, finish_reason="stop"))
+
+    return [
+        ("code[python] x2", 5.0, code_pair),
+        ("entropy", 3.0, lambda: entropy.score(ScoringInput(chat("entropy"), noise))),
+        ("script", 2.0, lambda: script.score(ScoringInput(chat("script"), english))),
+    ]
+
+
+def bench_one_megabyte() -> None:
+    print(f"\n{'1 MB output':<16} {'seconds':>9} {'goal s':>8} {'met':>5}")
+    for label, goal, call in one_megabyte_cases():
+        start = time.perf_counter()
+        call()
+        elapsed = time.perf_counter() - start
+        print(f"{label:<16} {elapsed:>9.2f} {goal:>8.1f} {'yes' if elapsed < goal else 'NO':>5}")
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     rng = random.Random(0)
@@ -115,6 +150,7 @@ def main() -> None:
         detector = build_detector(label.split("[")[0])
         bench(label, len(inputs), detector.score, inputs)
     bench("score_all", n, score_all, cases["script"])
+    bench_one_megabyte()
 
 
 if __name__ == "__main__":

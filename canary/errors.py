@@ -18,6 +18,9 @@ class ExitCode(IntEnum):
     USAGE = 3  # bad arguments or config
     DATA = 4  # database missing, unreachable, wrong schema, or bad stored data
     ENDPOINT = 5  # every endpoint in the round was unreachable
+    INTERNAL = 70  # an unexpected exception: a canary bug (EX_SOFTWARE), never a verdict
+    INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT)
+    BROKEN_PIPE = 141  # stdout was closed early (`canary runs | head`): 128 + SIGPIPE
 
 
 class CanaryError(Exception):

@@ -5,6 +5,7 @@ so this module imports nothing of canary."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,13 +24,30 @@ ERROR_KINDS = (
 )
 
 
+def finite_logprob(value: object) -> float | None:
+    """`value` as a finite float, or None when it is missing, not a number, NaN or ±Infinity.
+
+    The one reading of a logprob for every layer (adapters, store, readers, detectors): a value
+    that is not a finite number is *missing*, never a number a detector could compare.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
     """One generated position: the chosen token, its logprob, and the top alternatives."""
 
     token: str
     logprob: float | None
+    """None when the endpoint gave none, or gave one that was not a finite number."""
     top: dict[str, float] = field(default_factory=dict)
+    """Alternatives with finite logprobs only: the adapters and the store drop the others."""
     token_id: int | None = None
 
 
@@ -59,6 +77,9 @@ class ResultRecord:
     tokens: list[TokenLogprob] | None = None
     """Per-position tokens and logprobs when the endpoint returned them."""
     usage: dict[str, int] | None = None
+    dropped_logprobs: int = 0
+    """Logprobs the endpoint sent that were not finite numbers (NaN, ±Infinity, not a number):
+    left out of `tokens`, where such a chosen-token logprob is None (missing)."""
 
     @property
     def ok(self) -> bool:

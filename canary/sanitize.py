@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_SECRET_ENVS",
     "MAX_JSON_DEPTH",
     "SecretScrubFilter",
+    "inert_json",
     "markup_safe",
     "one_line",
     "printable",
@@ -178,6 +179,17 @@ def markup_safe(value: object, *, single_line: bool = False) -> str:
     from rich.markup import escape
 
     return escape(one_line(value) if single_line else printable(value))
+
+
+def inert_json(text: str) -> str:
+    """JSON text with every character `printable` would escape written as a ``\\uXXXX`` escape.
+
+    A JSON reader gets exactly the same data back, while the text holds no ESC, C1 or bidi
+    control and no lone surrogate: `--json` output is valid, writable as UTF-8 and inert on a
+    terminal. (json.dumps already escapes C0 controls inside strings; outside strings JSON has
+    only spaces, tabs and newlines, so every match lies inside a string.)
+    """
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class SecretScrubFilter:

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from canary.cli.options import DbOption, JsonOption, SelectOption
 from canary.cli.output import console, print_json
+from canary.sanitize import one_line
 
 
 def alerts(
@@ -51,15 +53,16 @@ def alerts(
     styles = {"firing": "bold red", "pending": "yellow", "resolved": "green"}
     for a in found:
         sessions = f"{a.impact['session_rate']:.1%}" if a.impact else "-"
+        # Metric, cohort labels and change id come from config, endpoints and users: Text.
         table.add_row(
             str(a.id),
-            a.status,
-            a.metric,
-            a.cohort,
+            Text(one_line(a.status)),
+            Text(one_line(a.metric)),
+            Text(one_line(a.cohort)),
             f"{a.rate:.2%} ({a.k}/{a.n})",
             f"≤ {a.baseline_rate:.2%}",
             sessions,
-            a.change_id or "-",
+            Text(one_line(a.change_id or "-")),
             style=styles.get(a.status, ""),
         )
     console.print(table)

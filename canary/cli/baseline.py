@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from canary.cli.options import DbOption, JsonOption, SelectOption
 from canary.cli.output import console, print_json
+from canary.sanitize import markup_safe, one_line
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -52,16 +54,19 @@ def capture(
         since=parse_time(since) if since else None,
         until=parse_time(until) if until else None,
     )
+    store = open_store(db)
+    for run_id in filt.run_ids:
+        store.get_run(run_id)  # "no run with id N", not an empty baseline
     baseline = capture_baseline(
-        open_store(db), name, filt, [b for b in by.split(",") if b], note=note, replace=force
+        store, name, filt, [b for b in by.split(",") if b], note=note, replace=force
     )
     summary = baseline.summary()
     if json:
         print_json(summary)
         return
     console.print(
-        f"baseline [bold]{name}[/]: {summary['results']} results, "
-        f"{summary['cohorts']} cohorts, suites {', '.join(summary['suites'])}"
+        f"baseline [bold]{markup_safe(name, single_line=True)}[/]: {summary['results']} results, "
+        f"{summary['cohorts']} cohorts, suites {markup_safe(', '.join(summary['suites']))}"
     )
 
 
@@ -80,13 +85,13 @@ def list_(db: DbOption = None, json: JsonOption = False) -> None:
         table.add_column(column)
     for b in baselines:
         table.add_row(
-            b["name"],
+            Text(one_line(b["name"])),
             b["created_at"][:19],
-            b["selector"],
-            ",".join(b["by"]) or "-",
+            Text(one_line(b["selector"])),
+            Text(one_line(",".join(b["by"]) or "-")),
             str(b["cohorts"]),
             str(b["results"]),
-            ", ".join(b["suites"]),
+            Text(one_line(", ".join(b["suites"]))),
         )
     console.print(
         table if baselines else "no baselines; capture one with `canary baseline capture`"
@@ -107,7 +112,7 @@ def show(
     if json:
         print_json(baseline.to_json())
         return
-    table = Table(title=f"baseline {name} ({baseline.selector})")
+    table = Table(title=Text(one_line(f"baseline {name} ({baseline.selector})")))
     for column in ("cohort", "metric", "kind", "n", "value"):
         table.add_column(column)
     for key, cohort in sorted(baseline.aggregate.cohorts.items()):
@@ -119,7 +124,9 @@ def show(
                 if data.kind == "continuous"
                 else f"{len(data.categories or {})} tokens"
             )
-            table.add_row(key, metric, data.kind, str(data.n), value)
+            table.add_row(
+                Text(one_line(key)), Text(one_line(metric)), data.kind, str(data.n), value
+            )
     console.print(table)
 
 
@@ -137,7 +144,7 @@ def export_(
     from canary.store import open_store
 
     path = export_baseline(open_store(db), name, output or Path("baselines") / f"{name}.json")
-    console.print(f"wrote {path}")
+    console.print(f"wrote {markup_safe(path)}")
 
 
 @app.command("import")
@@ -154,4 +161,4 @@ def import_(
     from canary.store import open_store
 
     baseline = import_baseline(open_store(db), path, name=name, replace=force)
-    console.print(f"imported baseline [bold]{baseline.name}[/]")
+    console.print(f"imported baseline [bold]{markup_safe(baseline.name, single_line=True)}[/]")

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from canary.cli.options import DbOption, JsonOption, SelectOption
 from canary.cli.output import console, print_json
+from canary.sanitize import markup_safe, one_line
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -43,7 +45,8 @@ def record(
     else:
         verb = "recorded" if recorded.created else "already recorded (identical)"
         console.print(
-            f"{verb} {change.kind} [bold]{change.change_id}[/] at "
+            f"{verb} {markup_safe(change.kind, single_line=True)} "
+            f"[bold]{markup_safe(change.change_id, single_line=True)}[/] at "
             f"{change.at.isoformat(timespec='seconds')}"
         )
 
@@ -69,12 +72,13 @@ def list_(
     for column in ("at", "id", "kind", "cohorts", "note"):
         table.add_column(column)
     for c in changes:
+        # Ids, notes and labels are typed by users and posted by deploy tools: Text, one line.
         table.add_row(
             c.at.isoformat(timespec="seconds"),
-            c.change_id,
-            c.kind,
-            ",".join(f"{k}={v}" for k, v in c.labels.items()) or "all",
-            c.note,
+            Text(one_line(c.change_id)),
+            Text(one_line(c.kind)),
+            Text(one_line(",".join(f"{k}={v}" for k, v in c.labels.items()) or "all")),
+            Text(one_line(c.note)),
         )
     console.print(table if changes else "no changes recorded")
 
@@ -100,14 +104,14 @@ def ingest(
     if json:
         print_json([o.to_dict() for o in outcomes])
     elif not outcomes:
-        console.print(f"no change files in {directory}")
+        console.print(Text(f"no change files in {one_line(directory)}"))
     else:
-        table = Table(title=f"change files in {directory}")
+        table = Table(title=Text(f"change files in {one_line(directory)}"))
         for column in ("file", "status", "changes or reason"):
             table.add_column(column)
         for o in outcomes:
             ids = ", ".join(r.change.change_id for r in o.changes)
-            table.add_row(o.name, o.status, o.error or ids)
+            table.add_row(Text(one_line(o.name)), o.status, Text(one_line(o.error or ids)))
         console.print(table)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(int(ExitCode.USAGE))

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from canary.cli.options import DbOption, JsonOption, SelectOption
 from canary.cli.output import console, fmt_time, print_json
+from canary.sanitize import one_line
 
 _STYLES = {"firing": "bold red", "pending": "yellow", "errors": "magenta", "silent": "dim"}
 
@@ -52,11 +54,11 @@ def cohorts(
         errors = f"{h.errors} ({h.error_rate:.1%})" if h.errors else "0"
         table.add_row(
             h.status,
-            cohort_text(h.labels),
+            Text(one_line(cohort_text(h.labels))),  # labels come from the fleet and endpoints
             str(h.results),
             errors,
             fmt_time(h.last_seen),
-            _monitors(h.monitors),
+            Text(one_line(_monitors(h.monitors))),
             str(h.open_alerts) if h.open_alerts else "-",
             style=_STYLES.get(h.status, ""),
         )

@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from canary.cli.options import DbOption, JsonOption
 from canary.cli.output import console, print_json
 from canary.reports.format import num
+from canary.sanitize import markup_safe, one_line
 
 if TYPE_CHECKING:
     from canary.compare import Comparison
@@ -82,7 +84,9 @@ def compare(
 
 
 def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None:
-    table = Table(title=f"{comparison.before}  →  {comparison.after}")
+    # Selectors, cohort labels and notes were typed by users or sent by endpoints: they go in
+    # as Text or through markup_safe, never as markup.
+    table = Table(title=Text(one_line(f"{comparison.before}  →  {comparison.after}")))
     for column in (
         "cohort",
         "metric",
@@ -105,8 +109,8 @@ def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None
         shown += 1
         r = v.result
         table.add_row(
-            v.cohort,
-            v.metric + (" *" if v.critical else ""),
+            Text(one_line(v.cohort)),
+            Text(one_line(v.metric + (" *" if v.critical else ""))),
             v.verdict,
             num(r.estimate_before),
             num(r.estimate_after),
@@ -124,12 +128,12 @@ def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None
     for key, ids in comparison.evidence.items():
         if ids:
             console.print(
-                f"evidence for {key}: "
+                f"evidence for {markup_safe(key, single_line=True)}: "
                 + ", ".join(f"canary show {i}" for i in ids[:3])
                 + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
             )
     for note in comparison.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"[dim]note: {markup_safe(note)}[/]")
     gate = comparison.gate
     colour = {"pass": "green", "regression": "red", "inconclusive": "yellow"}[gate.status]
     console.print(f"gate: [bold {colour}]{gate.status.upper()}[/] (exit {gate.exit_code})")

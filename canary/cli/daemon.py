@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -33,11 +32,11 @@ def daemon(
     marked aborted and its slot released for another daemon. Several daemons may share one
     PostgreSQL database: each slot runs once, and a dead daemon's slot is taken over.
     """
+    from canary.cli.main import configure_logging
     from canary.daemon.launch import open_daemon, serve
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Not basicConfig: the CLI's handler (secrets scrubbed) is already on the root logger.
+    configure_logging(log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     with open_daemon(config, db=db) as d:
         if not once:
             serve(d)

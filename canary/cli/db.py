@@ -26,7 +26,8 @@ def upgrade(
     console.print(f"{redact(url)} is at revision [bold]{current_revision(url)}[/]")
 
 
-@app.command()
+# "-1" (one step down) is a revision, not an option.
+@app.command(context_settings={"ignore_unknown_options": True})
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision: an id, -1, or base.")],
     db: DbOption = None,
@@ -42,12 +43,17 @@ def downgrade(
 
 @app.command()
 def current(db: DbOption = None, json: JsonOption = False) -> None:
-    """Show the database's schema revision and the newest this canary knows."""
+    """Show the database's schema revision and the newest this canary knows.
+
+    Exit 4 when a newer canary migrated the database: `canary db upgrade` cannot fix that.
+    """
     from canary.store import current_revision, head_revision, resolve_database_url
     from canary.store.engine import redact
+    from canary.store.migrate import check_known_revision
 
     url = resolve_database_url(db)
     now, head = current_revision(url), head_revision()
+    check_known_revision(now, redact(url))
     if json:
         print_json(
             {"database": redact(url), "current": now, "head": head, "up_to_date": now == head}

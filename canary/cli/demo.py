@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from canary.cli.output import console, print_json
+from canary.sanitize import markup_safe
 
 if TYPE_CHECKING:
     from canary.demo import DemoResult
@@ -32,7 +33,7 @@ def demo(
 
     def progress(message: str) -> None:
         if not json:
-            console.print(f"[dim]•[/] {message}")
+            console.print(f"[dim]•[/] {markup_safe(message)}")
 
     result = run_demo(directory, healthy_rounds=2 if quick else 4, progress=progress)
     if json:
@@ -64,5 +65,5 @@ def _render(result: DemoResult) -> None:
         )
     else:
         console.print(f"[bold red]not detected[/] after {result.fault_rounds} rounds")
-    db = result.database_url
+    db = markup_safe(result.database_url)
     console.print(f"explore: canary alerts --db {db}; canary report --db {db} --html report.html")

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from canary.cli.options import DEFAULT_FLEET, DbOption, JsonOption
 from canary.cli.output import console, print_json
+from canary.sanitize import one_line
 
 _MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]"}
 
@@ -63,10 +64,11 @@ def doctor(
         for c in checks:
             # Details quote servers and files: printed as plain text, never as rich markup.
             line = Text.from_markup(_MARKS[c.status])
-            line.append(f" {c.name:<{width}}  {c.detail}")
+            line.append(one_line(f" {c.name:<{width}}  {c.detail}"))
             console.print(line, highlight=False)
             if c.fix:
-                console.print(Text(f"  {'':<{width}}  → {c.fix}", style="dim"), highlight=False)
+                fix = Text(one_line(f"  {'':<{width}}  → {c.fix}"), style="dim")
+                console.print(fix, highlight=False)
         failed = sum(c.status == "fail" for c in checks)
         warned = sum(c.status == "warn" for c in checks)
         console.print(f"{len(checks)} checks: {failed} failed, {warned} warnings")

@@ -1,33 +1,167 @@
-"""Entry point: assembles the command groups and maps errors to exit codes."""
+"""Entry point: assembles the command groups and maps every outcome to a documented exit code.
+
+A CI gate reads the exit code, so no failure may borrow a verdict's code: a `CanaryError` exits
+with its own code (3 config, 4 database, ...), click's usage errors exit 3 (click says 2, which
+is "inconclusive"), Ctrl-C exits 130, and an unexpected exception is a canary bug: one line
+and exit 70, the traceback only with `--debug` (or `CANARY_DEBUG=1`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+import sys
+import traceback
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from canary import __version__
-from canary.errors import CanaryError
+from canary.errors import CanaryError, ExitCode, StoreError
+
+try:  # typer vendors click from 0.2x on; older versions use click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 regression found (compare) ; 2 inconclusive (compare); "
     "3 bad arguments or config; 4 database or stored-data problem; "
-    "5 an endpoint answered no request in the round (run), or is unreachable (doctor)."
+    "5 an endpoint answered no request in the round (run), or is unreachable (doctor); "
+    "70 unexpected error, a canary bug (--debug shows the traceback); 130 interrupted; "
+    "141 output pipe closed."
 )
+#: Set to 1 to print the traceback of an unexpected error, like `--debug`.
+DEBUG_ENV = "CANARY_DEBUG"
+_DEBUG_KEY = "canary.debug"
 
 
 class CanaryGroup(TyperGroup):
-    """Turns a `CanaryError` anywhere below into one red line and its exit code."""
+    """Turns every failure below into one red line and its documented exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:  # an unknown option or command of the root itself
+            _neutralise(exc)
+            raise
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors click in newer versions
         try:
             return super().invoke(ctx)
         except CanaryError as exc:
-            from canary.cli.output import err_console
+            _fail(str(exc), exc.exit_code)
+        except ClickException as exc:  # usage errors exit 2 ("inconclusive"), others 1
+            _neutralise(exc)
+            raise
+        except typer.Exit:
+            raise
+        except (KeyboardInterrupt, typer.Abort):  # click's Abort would exit 1, "regression"
+            _fail("interrupted; what was stored so far is kept", ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except Exception as exc:
+            mapped = _database_failure(exc)
+            if mapped is not None:
+                _fail(str(mapped), mapped.exit_code)
+            _report_bug(exc, debug=bool(ctx.meta.get(_DEBUG_KEY)) or _debug_env())
 
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(int(exc.exit_code)) from None
+
+def _neutralise(exc: ClickException) -> None:
+    """Exit 3, and a message that quotes the user's argument without acting on the terminal."""
+    from canary.sanitize import one_line
+
+    exc.exit_code = int(ExitCode.USAGE)
+    exc.message = one_line(exc.message)
+
+
+def _fail(message: str, code: ExitCode) -> NoReturn:
+    from canary.cli.output import err_console
+    from canary.sanitize import markup_safe
+
+    # The message may quote user input or endpoint text: never let it act as markup or escapes.
+    text = markup_safe(message, single_line=True)
+    err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True, emoji=False)
+    raise typer.Exit(int(code)) from None
+
+
+def _database_failure(exc: Exception) -> StoreError | None:
+    """A driver's operational error (locked, disk full, connection lost) as a database problem."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # never imported here just to check
+    if sa_exc is None or not isinstance(exc, sa_exc.OperationalError):
+        return None
+    orig = exc.orig if exc.orig is not None else exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return StoreError(f"database error: {first}; check the database server, its disk and --db")
+
+
+def _report_bug(exc: BaseException, *, debug: bool) -> NoReturn:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    detail = (str(exc).strip().splitlines() or [""])[0][:300]
+    if debug:
+        where = "the traceback is above; please report it"
+    else:
+        where = "rerun as `canary --debug COMMAND …` for the traceback"
+    _fail(
+        f"unexpected {type(exc).__name__}: {detail}; this is a canary bug — {where}",
+        ExitCode.INTERNAL,
+    )
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    # The reader (`| head`) left: nothing more to say, and exit 1 would read as "regression".
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (CliRunner, a closed stream)
+        pass
+    raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
+
+
+def _debug_env() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class _StderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever `sys.stderr` is at emit time (a test runner swaps it per command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+_LOG_HANDLER: logging.Handler | None = None
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
+    """The CLI's one log handler: stderr, secrets scrubbed, WARNING unless `level` says more.
+
+    The daemon passes its `--log-level` (and format); other commands leave the root logger's
+    level alone.
+
+    Library warnings (httpx, sqlalchemy, alembic) would otherwise reach the terminal through
+    logging's last-resort handler, unscrubbed; an API key they quote must not.
+    """
+    global _LOG_HANDLER
+    from canary.sanitize import SecretScrubFilter
+
+    root = logging.getLogger()
+    if _LOG_HANDLER is None:
+        _LOG_HANDLER = _StderrHandler()
+        _LOG_HANDLER.addFilter(SecretScrubFilter())
+    if _LOG_HANDLER not in root.handlers:
+        root.addHandler(_LOG_HANDLER)
+    _LOG_HANDLER.setFormatter(logging.Formatter(fmt or "%(levelname)s %(name)s: %(message)s"))
+    if level is None:
+        _LOG_HANDLER.setLevel(logging.WARNING)
+        return
+    resolved = logging.getLevelName(level.upper())
+    if not isinstance(resolved, int):
+        raise CanaryError(f"--log-level {level!r}: use debug, info, warning or error")
+    _LOG_HANDLER.setLevel(resolved)
+    root.setLevel(resolved)
 
 
 app = typer.Typer(
@@ -49,11 +183,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar=DEBUG_ENV,
+        help="On an unexpected error, print the traceback (for a bug report).",
+    ),
 ) -> None:
     """Continuous quality canary for LLM serving fleets."""
+    ctx.meta[_DEBUG_KEY] = debug
+    configure_logging()
 
 
 def _register() -> None:

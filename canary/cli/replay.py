@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from canary.cli.options import DbOption
 from canary.cli.output import console, print_json
+from canary.sanitize import markup_safe, printable
 
 
 def replay(
@@ -40,17 +42,20 @@ def replay(
     store = open_store(url)
     quiet = json or markdown
     run = run_scenario(
-        store, loaded, progress=(lambda _: None) if quiet else (lambda m: console.print(m))
+        store,
+        loaded,
+        progress=(lambda _: None) if quiet else (lambda m: console.print(Text(printable(m)))),
     )
     report = analyse(store, run)
     if json:
         print_json({**report.to_dict(), "database_url": url})
     elif markdown:
-        print(report.to_markdown())
+        print(printable(report.to_markdown()))
     else:
         from canary.replay.render import render_report
 
         render_report(report, console)
-        console.print(f"stored in {url}; see `canary alerts --all --db {url}`")
+        safe = markup_safe(url)
+        console.print(f"stored in {safe}; see `canary alerts --all --db {safe}`")
     if not report.passed:
         raise typer.Exit(1)

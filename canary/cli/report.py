@@ -9,6 +9,7 @@ import typer
 
 from canary.cli.options import DbOption, JsonOption, SelectOption
 from canary.cli.output import console, err_console, print_json
+from canary.sanitize import markup_safe
 
 
 def report(
@@ -60,7 +61,7 @@ def report(
 
         html.write_text(render_html(built), encoding="utf-8")
         # With --json, stdout carries only the JSON.
-        (err_console if json else console).print(f"wrote {html}", highlight=False)
+        (err_console if json else console).print(f"wrote {markup_safe(html)}", highlight=False)
     if json:
         print_json(built.to_dict())
         return

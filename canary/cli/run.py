@@ -16,11 +16,13 @@ from canary.cli.options import (
     JsonOption,
     SelectOption,
 )
-from canary.cli.output import console, fmt_ms, print_json
+from canary.cli.output import console, err_console, fmt_ms, print_json
 from canary.errors import ExitCode
 
 if TYPE_CHECKING:
-    from canary.config import FleetConfig
+    from collections.abc import Sequence
+
+    from canary.config import EndpointConfig, FleetConfig
 
 
 def run(
@@ -37,7 +39,10 @@ def run(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, help="Requests in flight per endpoint (overrides config)."
+            "--concurrency",
+            min=1,
+            help="Requests in flight per endpoint, capped by each endpoint's "
+            "limits.concurrency in the fleet file (a notice names each capped endpoint).",
         ),
     ] = None,
     sim: Annotated[
@@ -74,6 +79,8 @@ def run(
     with context as fleet_config:
         targets = select_endpoints(fleet_config, endpoint or (), select or ())
         store = open_store(db, config_url=fleet_config.database_url)
+        if concurrency is not None:
+            _notice_capped(fleet_config, targets, concurrency)
         if not json:
             console.print(
                 f"[bold]{loaded_suite.name}[/] v{loaded_suite.version}: "
@@ -142,3 +149,17 @@ def run(
         )
     if any(r.ok == 0 and r.sent > 0 for r in rows):
         raise typer.Exit(int(ExitCode.ENDPOINT))
+
+
+def _notice_capped(fleet: FleetConfig, targets: Sequence[EndpointConfig], concurrency: int) -> None:
+    """One line per endpoint whose own limit holds `--concurrency` down (on stderr: --json)."""
+    for target in targets:
+        limit = fleet.limits_for(target).concurrency
+        if concurrency > limit:
+            err_console.print(
+                f"endpoint {target.name}: --concurrency {concurrency} capped at its "
+                f"limits.concurrency {limit}; raise it in the fleet file",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )

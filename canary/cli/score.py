@@ -40,8 +40,10 @@ def score(
 
     for name in detector or ():
         detectors.get(name)  # unknown names fail before any work, with "did you mean"
+    store = open_store(db)
+    store.mark_abandoned_runs()  # close runs whose process died; their results are scored too
     report = score_stored(
-        open_store(db),
+        store,
         run_id=run,
         since=parse_time(since) if since else None,
         until=parse_time(until) if until else None,

@@ -40,6 +40,8 @@ def resolve(
 
         return load_baseline(store, selector.baseline).aggregate, None
     filt = selector.filter
+    for run_id in filt.run_ids if filt is not None else ():
+        store.get_run(run_id)  # "no run with id N; list runs with `canary runs`", not "no data"
     if selector.change is not None:
         from canary.store.changes import get_change
 

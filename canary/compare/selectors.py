@@ -75,7 +75,7 @@ def parse_selector(
         return Selector(raw, filter=ResultFilter(run_ids=_run_ids(rest, role)))
     if sep and prefix == "change":
         return Selector(raw, change=rest)
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return Selector(raw, filter=ResultFilter(run_ids=(int(raw),)))
     if "=" in raw:
         labels_text, at, window_text = raw.partition("@")
@@ -98,13 +98,16 @@ def change_window(
 
 
 def _run_ids(text: str, role: Role) -> tuple[int, ...]:
-    try:
-        ids = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"--{role} run:{text}: write run ids as run:12 or run:12,13") from None
-    if not ids:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    # isdigit alone would take "²" or "١"; ids are ASCII decimal integers.
+    bad = [part for part in parts if not (part.isascii() and part.isdigit())]
+    if bad:
+        raise ConfigError(
+            f"--{role}: run ids are integers: run:{text}; write e.g. run:12 or run:12,13"
+        )
+    if not parts:
         raise ConfigError(f"--{role} run: needs an id, e.g. run:12")
-    return ids
+    return tuple(int(part) for part in parts)
 
 
 def _window(text: str, now: datetime) -> tuple[datetime | None, datetime | None]:

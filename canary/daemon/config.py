@@ -19,17 +19,24 @@ Paths inside the file are relative to the file. Everything is strict: an unknown
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from canary.alerts.settings import AlertsConfig
 from canary.alerts.sinks.config import SinkConfig, validate_sink_names
 from canary.config.fleet import FormatVersion, Strict, check_slug
+from canary.errors import ConfigError
 from canary.store.retention import RetentionPolicy
 from canary.timespec import parse_duration
+
+CatchUp = Literal["none", "latest", "all"]
+"""What a daemon does at start with slots that passed while no daemon was up."""
 
 
 class LoadShape(Strict):
@@ -78,6 +85,9 @@ class ScheduleConfig(Strict):
     loads: list[str | LoadShape] = Field(default_factory=lambda: list[str | LoadShape](["probe"]))
     """Load shapes, each a name from `load_shapes` (or the built-in probe, burst-c8,
     burst-c32) or an inline shape; they run one after another within a slot."""
+    catch_up: CatchUp | None = None
+    """Slots missed while no daemon was up: `none` (count and log them), `latest` (run the
+    newest), `all` (run those within `recover_within`); unset: the daemon-wide `catch_up`."""
 
     @field_validator("name")
     @classmethod
@@ -99,7 +109,7 @@ class HttpConfig(Strict):
     """The control endpoint: POST /changes for CD systems, GET /metrics, GET /healthz."""
 
     host: str = "127.0.0.1"
-    """Address to listen on; keep loopback unless a token is set (`token_env`)."""
+    """Address to listen on; any non-loopback address needs the token (`token_env`) set."""
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
     """Port (0 picks a free one)."""
     token_env: str = "CANARY_CHANGE_TOKEN"
@@ -143,6 +153,9 @@ class DaemonConfig(Strict):
     """Scheduler threads: schedules that can run at the same time."""
     score: bool = True
     """Score each round (detectors and the reference model) before alert evaluation."""
+    catch_up: CatchUp = "none"
+    """Slots missed while no daemon was up: `none` (count and log them), `latest` (run the
+    newest of each schedule), `all` (run those within `recover_within`); per schedule too."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DaemonConfig:
@@ -172,11 +185,62 @@ class DaemonConfig(Strict):
         known = self.known_loads()
         return [known[x] if isinstance(x, str) else x for x in schedule.loads]
 
+    def catch_up_of(self, schedule: ScheduleConfig) -> CatchUp:
+        """The schedule's own catch-up policy, else the daemon-wide one."""
+        return schedule.catch_up or self.catch_up
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine (names other than
+    `localhost` may resolve anywhere, so they count as not loopback)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_control_bind(
+    http: HttpConfig, source: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a control endpoint others can reach with no token: anyone on the network could
+    post changes and steer alert attribution."""
+    env = os.environ if environ is None else environ
+    if is_loopback(http.host) or (env.get(http.token_env) or "").strip():
+        return
+    raise ConfigError(
+        f"{source}: http.host {http.host!r} is reachable from other machines but "
+        f"${http.token_env} is not set; export a token in ${http.token_env} "
+        "or listen on 127.0.0.1"
+    )
+
+
+def secret_env_names(model: BaseModel) -> Iterator[str]:
+    """Every environment variable a config names for a secret: fields called `*_env` (a name,
+    or a mapping to names like `headers_env`), at any depth, plugin sinks included."""
+    for name in type(model).model_fields:
+        value = getattr(model, name, None)
+        if name.endswith("_env"):
+            if isinstance(value, str):
+                yield value
+            elif isinstance(value, Mapping):
+                yield from (v for v in value.values() if isinstance(v, str))
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                yield from secret_env_names(item)
+
 
 def load_daemon_config(path: str | Path) -> tuple[DaemonConfig, Path]:
     """Read and validate a daemon config; returns it with the directory paths are relative to."""
     from canary.config.loading import read_mapping, validate_model
+    from canary.sanitize import register_secret_envs
 
     path = Path(path)
     data = read_mapping(path)
-    return validate_model(DaemonConfig, data, str(path)), path.resolve().parent
+    config = validate_model(DaemonConfig, data, str(path))
+    # Registered before anything can fail or log: a token echoed in an error is scrubbed.
+    register_secret_envs(secret_env_names(config))
+    if config.http is not None:
+        check_control_bind(config.http, str(path))
+    return config, path.resolve().parent

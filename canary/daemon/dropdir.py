@@ -3,31 +3,39 @@
 A file is `*.json`, `*.yaml` or `*.yml` holding one change or a list of changes (the keys of
 `change_from_mapping`). Writers should write `NAME.tmp` (or `.NAME`) and rename it when done;
 those names are never read. Each file is all or nothing: its changes are stored in one
-transaction, then it moves to `processed/`; a file that cannot be stored moves to `failed/`
-beside `NAME.error`, the one-line reason. A database that cannot be reached raises and leaves
-the file where it is, for the next poll.
+transaction, then it moves to `processed/`; a file that cannot be stored, for any reason (bad
+input, nesting, a value the database refuses, a bug), moves to `failed/` beside `NAME.error`,
+the one-line reason, and the next file is read: one poison file never blocks the rest. Only a
+database that cannot be reached at all raises and leaves the file where it is, for the next
+poll.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from canary.errors import ConfigError
+from canary.sanitize import one_line
 from canary.store.changes import RecordedChange, changes_from_data, record_changes
 
 if TYPE_CHECKING:
     from canary.daemon.metrics import DaemonMetrics
     from canary.store.repository import Store
 
+logger = logging.getLogger(__name__)
+
 SUFFIXES = (".json", ".yaml", ".yml")
 PROCESSED = "processed"
 FAILED = "failed"
 #: A change file is a few hundred bytes; anything this large is a mistake, not a change.
 MAX_FILE_BYTES = 1 << 20
+#: Longest reason written beside a failed file.
+MAX_REASON_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,9 @@ def ingest_change_files(
             outcome = _ingest(store, directory, path)
         except FileNotFoundError:
             continue  # another daemon polling the same directory took it first
+        except OSError as exc:  # it cannot even be moved: say so, and go on with the next
+            logger.error("change file %s cannot be moved on: %s", path.name, one_line(exc))
+            continue
         if metrics is not None:
             for recorded in outcome.changes:
                 if recorded.created:
@@ -84,21 +95,54 @@ def ingest_change_files(
 
 
 def _ingest(store: Store, directory: Path, path: Path) -> IngestOutcome:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         specs = changes_from_data(_load(path), source=path.name)
         recorded = record_changes(store, specs)
+    except FileNotFoundError:
+        raise
     except ConfigError as exc:
-        reason = str(exc)
-        target = _free_name(directory / FAILED, path.name)
-        # The reason is written before the file moves: a crash in between re-fails the file.
-        _write_atomic(target.with_name(target.name + ".error"), reason + "\n")
-        os.replace(path, target)
-        return IngestOutcome(path.name, "failed", target, error=reason)
+        return _fail(directory, path, str(exc))
+    except SQLAlchemyError as exc:
+        if not _reachable(store):
+            raise  # the database is down, not the file: keep it for the next poll
+        return _fail(directory, path, f"{path.name}: the database refused it: {_first_line(exc)}")
+    except RecursionError:
+        return _fail(directory, path, f"{path.name}: nested too deeply; a change is a flat object")
+    except Exception as exc:  # a poison file must never block the files after it
+        return _fail(directory, path, f"{path.name}: {type(exc).__name__}: {_first_line(exc)}")
     target = _free_name(directory / PROCESSED, path.name)
     # Stored first, moved second: a crash in between re-reads the file next poll, and an
     # identical change already stored counts as recorded.
     os.replace(path, target)
     return IngestOutcome(path.name, "processed", target, recorded)
+
+
+def _fail(directory: Path, path: Path, reason: str) -> IngestOutcome:
+    reason = one_line(reason)[:MAX_REASON_CHARS]
+    target = _free_name(directory / FAILED, path.name)
+    # The reason is written before the file moves: a crash in between re-fails the file.
+    _write_atomic(target.with_name(target.name + ".error"), reason + "\n")
+    os.replace(path, target)
+    return IngestOutcome(path.name, "failed", target, error=reason)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _reachable(store: Store) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def _load(path: Path) -> Any:

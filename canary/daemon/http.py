@@ -4,6 +4,8 @@ Routes: `POST /changes` (one change or a list, as `change_from_mapping` reads th
 something new was stored, 200 when all were identical retries, 400 on bad input, 409 when an id
 is already stored with other content), `GET /changes?since=24h&until=…`, `GET /metrics`
 (Prometheus text) and `GET /healthz` (200 while the database answers, else 503).
+A body is read as a stream against `max_body_bytes` and refused (413) the moment it passes it;
+anything that is not UTF-8 JSON of sane depth is a 400 with a one-line error, never a 500.
 When the environment variable named by `token_env` is set, both `/changes` routes need
 `Authorization: Bearer <token>`; `/metrics` and `/healthz` stay open for scrapers and probes.
 """
@@ -18,8 +20,9 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from canary.errors import ConfigError
+from canary.sanitize import one_line
 from canary.store.changes import (
     ChangeConflictError,
     changes_from_data,
@@ -48,6 +52,58 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 _SOURCE = "POST /changes"
 
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass
+class BodyStats:
+    """What `POST /changes` has read of request bodies (`app.state.body`)."""
+
+    bytes_read: int = 0
+    """Body bytes taken off the connection, over all requests: a refused body stays unread."""
+
+
+async def _read_capped(request: Request, cap: int, stats: BodyStats) -> bytes:
+    """The body, read chunk by chunk; `_TooLarge` as soon as it passes `cap` bytes, so a huge
+    (or endless chunked) body costs at most `cap` plus one chunk of memory."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        stats.bytes_read += len(chunk)
+        if size > cap:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_body(body: bytes) -> Any:
+    """The JSON of `body`; `ConfigError` (one line) when it is not UTF-8 JSON or too deep."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{_SOURCE}: the body is not UTF-8 (byte {exc.start}); send UTF-8 JSON"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{_SOURCE}: the body is not JSON (line {exc.lineno} column {exc.colno}: "
+            f"{exc.msg}); send a change object or a list"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{_SOURCE}: the body is nested too deeply; send a change object or a list"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(
+            f"{_SOURCE}: the body is not usable JSON ({one_line(exc)[:200]})"
+        ) from None
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -62,9 +118,17 @@ def _unavailable(exc: Exception) -> JSONResponse:
 
 
 def build_control_app(
-    store: Store, metrics: DaemonMetrics | None, *, token_env: str = "CANARY_CHANGE_TOKEN"
+    store: Store,
+    metrics: DaemonMetrics | None,
+    *,
+    token_env: str = "CANARY_CHANGE_TOKEN",
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
-    """The control API over `store`; `/metrics` answers 404 when `metrics` is None."""
+    """The control API over `store`; `/metrics` answers 404 when `metrics` is None.
+
+    `app.state.body` (`BodyStats`) counts the request-body bytes `POST /changes` has read, so
+    a refused body can be seen to have been left unread.
+    """
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -89,26 +153,28 @@ def build_control_app(
 
         return check
 
+    too_large = f"{_SOURCE}: body larger than {max_body_bytes} bytes; send one change or a list"
+    body = BodyStats()
+
     async def post_changes(request: Request) -> Response:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(f"{_SOURCE}: body larger than {MAX_BODY_BYTES} bytes", 413)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(f"{_SOURCE}: body larger than {MAX_BODY_BYTES} bytes", 413)
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            return _error(too_large, 413)
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(f"{_SOURCE}: the body is not JSON; send a change object or a list", 400)
-        try:
+            data = _parse_body(await _read_capped(request, max_body_bytes, body))
             specs = changes_from_data(data, source=_SOURCE)
             recorded = await run_in_threadpool(record_changes, store, specs)
+        except _TooLarge:
+            return _error(too_large, 413)
         except ChangeConflictError as exc:
-            return _error(str(exc), 409)
+            return _error(one_line(exc), 409)
         except ConfigError as exc:
-            return _error(str(exc), 400)
+            return _error(one_line(exc), 400)
         except SQLAlchemyError as exc:
             return _unavailable(exc)
+        except Exception as exc:  # a bug must cost one request, not a traceback to the client
+            log.error("control API: POST /changes failed: %s", one_line(repr(exc))[:500])
+            return _error("internal error; see the daemon's log", 500)
         created = [r for r in recorded if r.created]
         if metrics is not None:
             for _ in created:
@@ -126,7 +192,7 @@ def build_control_app(
                 for name in ("since", "until")
             }
         except ConfigError as exc:
-            return _error(f"GET /changes: {exc}", 400)
+            return _error(f"GET /changes: {one_line(exc)}", 400)
         try:
             changes = await run_in_threadpool(list_changes, store, **bounds)
         except SQLAlchemyError as exc:
@@ -163,7 +229,9 @@ def build_control_app(
         Route("/metrics", get_metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.body = body
+    return app
 
 
 def _serve(server: uvicorn.Server) -> None:
@@ -210,6 +278,8 @@ class ControlServer:
                 host=self.host,
                 port=self.requested_port,
                 log_level="warning",
+                # uvicorn's records go to the daemon's own handlers, where secrets are scrubbed
+                log_config=None,
                 access_log=False,
                 lifespan="off",
                 timeout_graceful_shutdown=max(1, round(self.grace_s)),

@@ -14,8 +14,17 @@ from typing import Any
 from canary.config.fleet import FleetConfig
 from canary.daemon.config import load_daemon_config
 from canary.daemon.service import Daemon
+from canary.sanitize import SecretScrubFilter
 
 logger = logging.getLogger(__name__)
+
+
+def install_secret_filter() -> None:
+    """Put `SecretScrubFilter` on every handler of the root logger (once each): the values of
+    the secret variables the configs name never reach the daemon's log."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, SecretScrubFilter) for f in handler.filters):
+            handler.addFilter(SecretScrubFilter())
 
 
 @contextmanager
@@ -26,7 +35,8 @@ def open_daemon(
     from canary.config import load_fleet
     from canary.store import open_store
 
-    config, base_dir = load_daemon_config(config_path)
+    config, base_dir = load_daemon_config(config_path)  # registers the secret variables
+    install_secret_filter()
     fleet_context: AbstractContextManager[FleetConfig]
     if config.sim:
         from canary.sim.embedded import embedded_fleet

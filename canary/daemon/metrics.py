@@ -58,6 +58,13 @@ class DaemonMetrics:
             ["schedule", "load", "status"],
             registry=self.registry,
         )
+        self.slots = Counter(
+            "canary_slots",
+            "Schedule slots by outcome: done, failed, aborted, skipped (another daemon ran it)"
+            " or missed (its time passed while no daemon was up, and it was not caught up).",
+            ["schedule", "status"],
+            registry=self.registry,
+        )
         self.changes_recorded = Counter(
             "canary_changes_recorded",
             "Changes newly recorded, by source (http, dropdir); identical retries not counted.",
@@ -82,6 +89,11 @@ class DaemonMetrics:
         for endpoint, (sent, errors) in endpoints.items():
             self.probes.labels(endpoint, load, "ok").inc(sent - errors)
             self.probes.labels(endpoint, load, "error").inc(errors)
+
+    def slot_finished(self, schedule: str, status: str, count: int = 1) -> None:
+        """Count `count` slots of `schedule` that ended as `status`."""
+        if count > 0:
+            self.slots.labels(schedule, status).inc(count)
 
     def change_recorded(self, source: str) -> None:
         """Count one newly recorded change."""

@@ -17,13 +17,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canary.config.fleet import EndpointConfig, FleetConfig
-from canary.daemon.config import DaemonConfig, LoadShape, ScheduleConfig
+from canary.daemon.catchup import CatchUpLedger
+from canary.daemon.config import DaemonConfig, LoadShape, ScheduleConfig, check_control_bind
+from canary.daemon.outcome import RoundOutcome, SlotOutcome
 from canary.daemon.slots import SlotClaim, SlotLedger, daemon_identity
 from canary.daemon.timing import (
     build_trigger,
@@ -44,38 +46,9 @@ if TYPE_CHECKING:
     from canary.daemon.http import ControlServer
     from canary.daemon.metrics import DaemonMetrics
 
+__all__ = ["Daemon", "RoundOutcome", "SlotOutcome"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RoundOutcome:
-    load: str
-    run_id: int
-    status: str
-    sent: int
-    errors: int
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class SlotOutcome:
-    schedule: str
-    slot_at: datetime
-    status: str
-    """done, aborted (stopped), failed, or skipped (another daemon owns it)."""
-    recovered: bool = False
-    rounds: list[RoundOutcome] = field(default_factory=list)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schedule": self.schedule,
-            "slot_at": self.slot_at.isoformat(),
-            "status": self.status,
-            "recovered": self.recovered,
-            "rounds": [r.__dict__ for r in self.rounds],
-            "error": self.error,
-        }
 
 
 @dataclass(frozen=True)
@@ -112,6 +85,9 @@ class Daemon:
         self.ledger = SlotLedger(store, self.owner, parse_duration(config.lease))
         self.stop_flag = threading.Event()
         self.metrics: DaemonMetrics = DaemonMetrics()
+        self.downtime = CatchUpLedger(
+            store, self.owner, self.metrics, parse_duration(config.recover_within)
+        )
         self.sinks = build_sinks(config.sinks)
         self.on_slot = on_slot
         self.plans = {
@@ -137,6 +113,7 @@ class Daemon:
         """Claim (schedule, slot_at) and run it, unless another daemon has it."""
         claim = self.ledger.claim(schedule, slot_at)
         if claim is None:
+            self.metrics.slot_finished(schedule, "skipped")
             return SlotOutcome(schedule, slot_at, "skipped")
         return self.execute(claim)
 
@@ -191,6 +168,7 @@ class Daemon:
                 self.ledger.release(claim)
             else:
                 self.ledger.finish(claim, outcome.status, outcome.error)
+            self.metrics.slot_finished(claim.schedule, outcome.status)
         if self.on_slot is not None:
             self.on_slot(outcome)
         return outcome
@@ -240,6 +218,7 @@ class Daemon:
         claims = self.ledger.recover(self.plans, max_age=max_age)
         outcomes = [self.execute(c) for c in claims]
         now = utcnow()
+        self.downtime.settle(now, self._run_late(outcomes))
         for name, plan in self.plans.items():
             period = period_of(plan.schedule)
             since = max(self.started_at, now - max_age)
@@ -251,6 +230,33 @@ class Daemon:
                 logger.warning("slot %s@%s was never fired: running it late", name, slot_at)
                 outcomes.append(self.run_slot(name, slot_at))
         return outcomes
+
+    def catch_up(self, now: datetime | None = None) -> list[SlotOutcome]:
+        """Count, log and (as each schedule's `catch_up` asks) run the slots that passed while
+        no daemon was up; see `canary.daemon.catchup`. Runs once per daemon, at start."""
+        now = now or utcnow()
+        policies = {
+            n: (p.schedule, self.config.catch_up_of(p.schedule)) for n, p in self.plans.items()
+        }
+        self.downtime.find(policies, now)
+        outcomes: list[SlotOutcome] = []
+        self.downtime.settle(now, self._run_late(outcomes))
+        return outcomes
+
+    def _run_late(self, outcomes: list[SlotOutcome]) -> Callable[[str, datetime], None]:
+        def run(schedule: str, slot_at: datetime) -> None:
+            if not self.stop_flag.is_set():  # stopping: left unclaimed for the next start
+                outcomes.append(self.run_slot(schedule, slot_at))
+
+        return run
+
+    def preload(self) -> None:
+        """Load the model stack before slot threads start (see `canary.daemon.preload`)."""
+        if not self.config.score:
+            return
+        from canary.daemon.preload import needs_reference, preload_model_stack
+
+        preload_model_stack(reference=needs_reference(p.suite for p in self.plans.values()))
 
     def dispatch(self) -> None:
         if not self.sinks:
@@ -284,6 +290,9 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
+        if self.config.http is not None:
+            check_control_bind(self.config.http, "daemon config")
+        self.preload()
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(self.config.workers + 2)},
             job_defaults={"coalesce": True, "max_instances": 2},
@@ -304,22 +313,11 @@ class Daemon:
             ("recover", self.recover, max(lease / 2, 1.0)),
             ("dispatch", self.dispatch, 2.0),
         ]
+        poll, every = (parse_duration(self.config.change_poll), self.config.retention_every)
         if self.config.change_drop_dir is not None:
-            housekeeping.append(
-                (
-                    "changes",
-                    self.ingest_changes,
-                    parse_duration(self.config.change_poll).total_seconds(),
-                )
-            )
+            housekeeping.append(("changes", self.ingest_changes, poll.total_seconds()))
         if self.config.retention is not None:
-            housekeeping.append(
-                (
-                    "retention",
-                    self.prune,
-                    parse_duration(self.config.retention_every).total_seconds(),
-                )
-            )
+            housekeeping.append(("retention", self.prune, parse_duration(every).total_seconds()))
         for job_id, func, seconds in housekeeping:
             scheduler.add_job(
                 _quietly(func, job_id),
@@ -335,6 +333,7 @@ class Daemon:
             self._control = ControlServer(app, self.config.http.host, self.config.http.port).start()
             logger.info("control endpoint on %s", self._control.url)
         self.started_at = utcnow()
+        scheduler.add_job(_quietly(self.catch_up, "catch-up"), id="catch-up")  # once, at start
         scheduler.start()
         self._scheduler = scheduler
         logger.info("daemon %s started: %d schedules", self.owner, len(self.plans))

@@ -14,6 +14,11 @@ too: positions after the first divergence then compare different contexts, so re
 
 Both sides must use the same tokenizer; tokens are compared as strings. Endpoints that return no
 logprobs are compared on their tokens, or on the text when they return no tokens either.
+
+A missing logprob is not evidence. A chosen-token logprob of None (the endpoint sent none, or
+sent NaN/±Infinity/a non-number, which the adapters and the store turn into None) and any
+alternative whose logprob is not a finite number are ignored: the logprob metrics skip such a
+position, and a metric with no position left to judge is None (not scorable), never 0 or a flag.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canary.detectors.base import Score, clip
-from canary.records import TokenLogprob
+from canary.records import TokenLogprob, finite_logprob
 
 #: A greedy endpoint that passes over a reference top-1 the reference preferred by at least this
 #: many nats (a factor e^0.5 ≈ 1.65) is flagged. Near-ties, like honest bf16 rounding (gaps of
@@ -98,8 +103,9 @@ class TopkAgreement:
 
 def top1(position: TokenLogprob) -> str:
     """The most likely token at a position: the best of ``top``, else the chosen token."""
-    if position.top:
-        return max(position.top.items(), key=lambda item: item[1])[0]
+    top = _finite_top(position)
+    if top:
+        return max(top.items(), key=lambda item: item[1])[0]
     return position.token
 
 
@@ -126,10 +132,11 @@ def ref_top1_in_topk_rate(
     """Share of positions (where the endpoint returned a top-k) holding the reference top-1."""
     hits = total = 0
     for e, r in zip(endpoint, reference, strict=False):
-        if e.top:
+        top = _finite_top(e)
+        if top:
             total += 1
             best = top1(r)
-            hits += best in e.top or best == e.token
+            hits += best in top or best == e.token
     return hits / total if total else None
 
 
@@ -219,7 +226,7 @@ def compare_to_reference(
         divergence=divergence,
         confident_divergence=confident,
     )
-    if not any(e.top or e.logprob is not None for e in endpoint):
+    if not any(_logprobs(e) for e in endpoint):
         return base
     pairs = list(zip(endpoint, reference, strict=False))
     gaps = [g for e, r in pairs if (g := logprob_gap(e, r)) is not None]
@@ -270,10 +277,12 @@ def greedy_not_argmax(
     judged = 0
     bad: list[int] = []
     for index, position in enumerate(endpoint):
-        if not position.top or position.logprob is None:
+        top = _finite_top(position)
+        chosen = finite_logprob(position.logprob)
+        if not top or chosen is None:  # missing logprobs are not evidence: skip the position
             continue
         judged += 1
-        if position.logprob < max(position.top.values()) - TIE_TOLERANCE:
+        if chosen < max(top.values()) - TIE_TOLERANCE:
             bad.append(index)
     if not judged:
         return None, None
@@ -322,16 +331,26 @@ def _divergence(
     return evidence, bool(confident)
 
 
+def _finite_top(position: TokenLogprob) -> dict[str, float]:
+    """The alternatives with a finite logprob (the others are missing, not evidence)."""
+    top = position.top or {}
+    if all(type(v) is float and math.isfinite(v) for v in top.values()):
+        return top
+    return {k: value for k, v in top.items() if (value := finite_logprob(v)) is not None}
+
+
 def _logprobs(position: TokenLogprob) -> dict[str, float]:
-    """Every logprob a position carries: its top-k plus the chosen token's."""
-    known = dict(position.top)
-    if position.logprob is not None:
-        known.setdefault(position.token, position.logprob)
+    """Every finite logprob a position carries: its top-k plus the chosen token's."""
+    known = dict(_finite_top(position))
+    chosen = finite_logprob(position.logprob)
+    if chosen is not None:
+        known.setdefault(position.token, chosen)
     return known
 
 
 def _top_n(top: dict[str, float], n: int) -> list[tuple[str, float]]:
-    return sorted(top.items(), key=lambda item: item[1], reverse=True)[:n]
+    finite = [(k, v) for k, v in top.items() if finite_logprob(v) is not None]
+    return sorted(finite, key=lambda item: item[1], reverse=True)[:n]
 
 
 def _logsumexp(values: list[float]) -> float:

@@ -1,5 +1,5 @@
-"""Daemon health as the database shows it: schedules running on time, slots not orphaned,
-the notification outbox draining, and how many alerts are open.
+"""Daemon health as the database shows it: schedules running on time, no recently failed
+slots, slots not orphaned, the notification outbox draining, and how many alerts are open.
 
 Read from the store rather than from a daemon's HTTP endpoint, so one `canary doctor` sees every
 daemon sharing the database, including those that died.
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, func, or_, select
 from canary.alerts.model import OPEN_ALERT_STATUSES
 from canary.doctor._check import Check, Status, fmt_age
 from canary.errors import CanaryError
+from canary.sanitize import one_line
 from canary.store.models import AlertRow, DeliveryRow, ScheduleSlotRow
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ STALE_PERIODS = 3
 #: Oldest pending delivery: past the first the outbox is backing up, past the second a sink is down.
 OUTBOX_WARN = timedelta(minutes=5)
 OUTBOX_FAIL = timedelta(hours=1)
+#: A failed slot counts as recent for this many periods of its schedule, and at least this long
+#: (also the window of schedules the daemon config does not name).
+RECENT_PERIODS = 3
+RECENT_AT_LEAST = timedelta(hours=1)
 
 
 def check_daemon_health(
@@ -37,8 +42,46 @@ def check_daemon_health(
         checks = [
             _schedule_health(conn, s, now, start) for s in (daemon.schedules if daemon else [])
         ]
+        checks.append(_failed_slots(conn, daemon.schedules if daemon else [], now))
         checks += [_orphans(conn, now, start), _outbox(conn, now), _alerts(conn)]
     return checks
+
+
+def _failed_slots(conn: Connection, schedules: list[ScheduleConfig], now: datetime) -> Check:
+    """Slots that failed recently, per schedule: a daemon that keeps probing but cannot finish
+    its slots (a scoring bug, a database error) must fail doctor, not pass it quietly."""
+    from canary.daemon.timing import period_of
+
+    windows: dict[str, timedelta] = {}
+    for schedule in schedules:
+        try:
+            windows[schedule.name] = max(RECENT_PERIODS * period_of(schedule), RECENT_AT_LEAST)
+        except CanaryError:
+            windows[schedule.name] = RECENT_AT_LEAST
+    oldest = now - max([RECENT_AT_LEAST, *windows.values()])
+    rows = conn.execute(
+        select(ScheduleSlotRow.schedule, ScheduleSlotRow.slot_at, ScheduleSlotRow.error)
+        .where(ScheduleSlotRow.status == "failed", ScheduleSlotRow.slot_at >= oldest)
+        .order_by(ScheduleSlotRow.slot_at)
+    ).all()
+    failed: dict[str, list[str | None]] = {}
+    for row in rows:
+        name = row.schedule.split("/", 1)[0]  # older daemons keyed slots ``name/load``
+        if row.slot_at >= now - windows.get(name, RECENT_AT_LEAST):
+            failed.setdefault(name, []).append(row.error)
+    if not failed:
+        return Check("failed slots", "ok", "none recently", area="daemon")
+    parts = []
+    for name, errors in sorted(failed.items()):
+        window = fmt_age(windows.get(name, RECENT_AT_LEAST))
+        latest = one_line(" ".join((errors[-1] or "-").split()))[:160]
+        parts.append(f"{one_line(name)}: {len(errors)} failed in the last {window} ({latest})")
+    first = one_line(min(failed))
+    fix = (
+        f"see the daemon's log: the lines 'slot {first}@… failed' hold each traceback; "
+        "`canary runs` lists the slots' runs"
+    )
+    return Check("failed slots", "fail", "; ".join(parts), fix, "daemon")
 
 
 def _schedule_health(

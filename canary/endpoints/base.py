@@ -25,8 +25,9 @@ from canary.config.fleet import EndpointConfig, Limits
 from canary.endpoints.ratelimit import ConcurrencyGate, TokenBucket, get_gate, get_limiter
 from canary.errors import ConfigError
 from canary.probes.model import Probe
-from canary.registry import Registry
 from canary.records import ResultRecord, TokenLogprob
+from canary.registry import Registry
+from canary.sanitize import register_secret_envs, scrub_secrets
 
 __all__ = [
     "EndpointClient",
@@ -59,6 +60,8 @@ class ParsedOutput:
     finish_reason: str | None = None
     tokens: list[TokenLogprob] | None = None
     usage: dict[str, int] | None = None
+    dropped_logprobs: int = 0
+    """Logprobs the body held that were not finite numbers, so were left out (see `openai`)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +110,9 @@ class EndpointClient:
                 f"endpoint {endpoint.name}: environment variable {endpoint.api_key_env} is not set;"
                 " export it or remove api_key_env"
             )
+        # A server that echoes the key back (in its text, a header, an error body) must not get
+        # it stored or printed: every boundary scrubs the values of registered variables.
+        register_secret_envs([endpoint.api_key_env])
         self.endpoint = endpoint
         self.limits = limits
         self._semaphore = (
@@ -209,6 +215,7 @@ class EndpointClient:
             finish_reason=parsed.finish_reason if parsed else None,
             tokens=parsed.tokens if parsed else None,
             usage=parsed.usage if parsed else None,
+            dropped_logprobs=parsed.dropped_logprobs if parsed else 0,
         )
 
     async def _attempt(self, body: dict[str, Any], session_id: str) -> _Attempt:
@@ -284,6 +291,8 @@ class EndpointClient:
     def _parse(self, raw: bytes) -> tuple[ParsedOutput | None, str | None, str | None]:
         try:
             decoded = json.loads(raw)
+        except RecursionError:  # json recurses per nesting level
+            return None, "malformed", "body is JSON nested too deeply to read"
         except ValueError as exc:
             return None, "malformed", f"body is not JSON: {exc}"
         if not isinstance(decoded, dict):
@@ -292,8 +301,9 @@ class EndpointClient:
             return self.parse_response(decoded), None, None
         except MalformedResponse as exc:
             return None, "malformed", str(exc)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            # A flavour that indexes without checking still yields a row, not a crash.
+        except Exception as exc:
+            # A flavour that indexes without checking (or recurses into a deep body) still
+            # yields a row, not a crash: the contract is a record per request, never a raise.
             return None, "malformed", f"unexpected response shape: {_describe(exc)}"
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -321,7 +331,7 @@ class EndpointClient:
         key = self._api_key()
         if key:
             detail = detail.replace(key, "***")
-        detail = " ".join(detail.split())
+        detail = " ".join(scrub_secrets(detail).split())
         return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
 
 

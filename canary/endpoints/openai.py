@@ -1,6 +1,13 @@
 """OpenAI-compatible wire formats: legacy `/completions` and `/chat/completions`.
 
 Each flavour is only the wire format; transport, retries and limits live in `EndpointClient`.
+
+Every reply is hostile input, and the rule for a wrong type is one rule: a field the format
+defines as text (the output, a token, `finish_reason`) that holds anything else makes the reply
+`malformed`; a logprob that is not a finite number (NaN, ±Infinity, a string) is *missing*: the
+chosen token's becomes None and such alternatives are dropped from `top`, counted in
+`ParsedOutput.dropped_logprobs`. Nothing non-finite ever reaches the store or a detector.
+
 A new flavour is a small addition in any module (register it under the `canary.endpoints` entry
 point group to ship it as a plugin)::
 
@@ -22,11 +29,12 @@ point group to ship it as a plugin)::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from canary.endpoints.base import EndpointClient, MalformedResponse, ParsedOutput, flavours
 from canary.probes.model import Probe
-from canary.records import TokenLogprob
+from canary.records import TokenLogprob, finite_logprob
 
 __all__ = ["OpenAIChat", "OpenAICompletions"]
 
@@ -60,6 +68,13 @@ def _first_choice(body: dict[str, Any]) -> dict[str, Any]:
     return choice
 
 
+def _finish_reason(choice: dict[str, Any]) -> str | None:
+    value = choice.get("finish_reason")
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedResponse(f"choices[0].finish_reason is JSON {_json_type(value)}, not a string")
+
+
 def _usage(body: dict[str, Any]) -> dict[str, int] | None:
     usage = body.get("usage")
     if not isinstance(usage, dict):
@@ -67,8 +82,63 @@ def _usage(body: dict[str, Any]) -> dict[str, int] | None:
     return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "null" if value is None else type(value).__name__
+
+
+class _Logprobs:
+    """Reads logprob values, counting those that were sent but are not finite numbers."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def value(self, raw: Any) -> float | None:
+        """A finite float, or None (missing): NaN, ±Infinity and non-numbers are never kept."""
+        value = finite_logprob(raw)
+        if value is None and raw is not None:
+            self.dropped += 1
+        return value
+
+    def top(self, pairs: Iterable[tuple[str, Any]]) -> dict[str, float]:
+        """The alternatives whose logprob is a finite number; the others are dropped."""
+        kept: dict[str, float] = {}
+        for token, raw in pairs:
+            value = self.value(raw)
+            if value is not None:
+                kept[token] = value
+        return kept
+
+
+def _token_text(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise MalformedResponse(f"{where} is JSON {_json_type(value)}, not a string")
+
+
+def _parsed(
+    text: str,
+    choice: dict[str, Any],
+    body: dict[str, Any],
+    tokens: tuple[list[TokenLogprob] | None, int],
+) -> ParsedOutput:
+    parsed_tokens, dropped = tokens
+    return ParsedOutput(
+        text=text,
+        finish_reason=_finish_reason(choice),
+        tokens=parsed_tokens,
+        usage=_usage(body),
+        dropped_logprobs=dropped,
+    )
 
 
 @flavours.register("openai-completions")
@@ -88,32 +158,34 @@ class OpenAICompletions(EndpointClient):
         text = choice.get("text")
         if not isinstance(text, str):
             raise MalformedResponse("choices[0] has no 'text'")
-        return ParsedOutput(
-            text=text,
-            finish_reason=choice.get("finish_reason"),
-            tokens=self._tokens(choice.get("logprobs")),
-            usage=_usage(body),
-        )
+        return _parsed(text, choice, body, self._tokens(choice.get("logprobs")))
 
     @staticmethod
-    def _tokens(logprobs: Any) -> list[TokenLogprob] | None:
+    def _tokens(logprobs: Any) -> tuple[list[TokenLogprob] | None, int]:
         if logprobs is None:
-            return None
+            return None, 0
         if not isinstance(logprobs, dict) or not isinstance(logprobs.get("tokens"), list):
             raise MalformedResponse("choices[0].logprobs has no 'tokens' list")
-        tokens: list[str] = logprobs["tokens"]
+        tokens: list[Any] = logprobs["tokens"]
         values = logprobs.get("token_logprobs") or [None] * len(tokens)
         tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+        if not isinstance(values, list) or not isinstance(tops, list):
+            raise MalformedResponse("choices[0].logprobs token_logprobs/top_logprobs are not lists")
         if len(values) != len(tokens) or len(tops) != len(tokens):
             raise MalformedResponse("choices[0].logprobs lists differ in length")
-        return [
-            TokenLogprob(
-                token=str(token),
-                logprob=_float(value),
-                top={str(k): float(v) for k, v in (top or {}).items()},
+        read = _Logprobs()
+        out = []
+        for i, (token, value, top) in enumerate(zip(tokens, values, tops, strict=True)):
+            if top is not None and not isinstance(top, dict):
+                raise MalformedResponse(f"choices[0].logprobs.top_logprobs[{i}] is not an object")
+            out.append(
+                TokenLogprob(
+                    token=_token_text(token, f"choices[0].logprobs.tokens[{i}]"),
+                    logprob=read.value(value),
+                    top=read.top((top or {}).items()),
+                )
             )
-            for token, value, top in zip(tokens, values, tops, strict=True)
-        ]
+        return out, read.dropped
 
 
 @flavours.register("openai-chat")
@@ -139,27 +211,39 @@ class OpenAIChat(EndpointClient):
         content = message.get("content")
         if content is not None and not isinstance(content, str):
             raise MalformedResponse("choices[0].message.content is not a string")
-        return ParsedOutput(
-            text=content or "",
-            finish_reason=choice.get("finish_reason"),
-            tokens=self._tokens(choice.get("logprobs")),
-            usage=_usage(body),
-        )
+        return _parsed(content or "", choice, body, self._tokens(choice.get("logprobs")))
 
     @staticmethod
-    def _tokens(logprobs: Any) -> list[TokenLogprob] | None:
+    def _tokens(logprobs: Any) -> tuple[list[TokenLogprob] | None, int]:
         if logprobs is None:
-            return None
+            return None, 0
         content = logprobs.get("content") if isinstance(logprobs, dict) else None
         if content is None:
-            return None
+            return None, 0
         if not isinstance(content, list):
             raise MalformedResponse("choices[0].logprobs.content is not a list")
-        return [
-            TokenLogprob(
-                token=str(item["token"]),
-                logprob=_float(item.get("logprob")),
-                top={str(t["token"]): float(t["logprob"]) for t in item.get("top_logprobs") or []},
+        read = _Logprobs()
+        out = []
+        for i, item in enumerate(content):
+            where = f"choices[0].logprobs.content[{i}]"
+            if not isinstance(item, dict):
+                raise MalformedResponse(f"{where} is not an object")
+            alternatives = item.get("top_logprobs") or []
+            if not isinstance(alternatives, list) or not all(
+                isinstance(t, dict) for t in alternatives
+            ):
+                raise MalformedResponse(f"{where}.top_logprobs is not a list of objects")
+            out.append(
+                TokenLogprob(
+                    token=_token_text(item.get("token"), f"{where}.token"),
+                    logprob=read.value(item.get("logprob")),
+                    top=read.top(
+                        (
+                            _token_text(t.get("token"), f"{where}.top_logprobs[{j}].token"),
+                            t.get("logprob"),
+                        )
+                        for j, t in enumerate(alternatives)
+                    ),
+                )
             )
-            for item in content
-        ]
+        return out, read.dropped

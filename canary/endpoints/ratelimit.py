@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 __all__ = ["ConcurrencyGate", "TokenBucket", "get_gate", "get_limiter", "reset_limiters"]
@@ -22,18 +23,28 @@ class TokenBucket:
     Each `acquire` reserves a token under a thread lock and then sleeps until its reservation
     comes due, so the bucket is independent of any event loop: one instance can serve
     `asyncio.run` calls in several threads or one after another. A cancelled waiter forfeits its
-    token, which errs on the side of sending less.
+    token, which errs on the side of sending less. ``clock`` and ``sleep`` are the time source
+    and the wait (monotonic seconds), so tests can drive the bucket with a fake clock.
     """
 
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         if burst < 1:
             raise ValueError("burst must be at least 1")
         self._rate = rate
         self._burst = burst
+        self._clock = clock
+        self._sleep = sleep
         self._tokens = burst
-        self._updated = time.monotonic()
+        self._updated = clock()
         self._lock = threading.Lock()
 
     @property
@@ -45,13 +56,13 @@ class TokenBucket:
         if rate <= 0:
             raise ValueError("rate must be positive")
         with self._lock:
-            self._refill(time.monotonic())
+            self._refill(self._clock())
             self._rate = rate
 
     def reserve(self) -> float:
         """Take one token now (possibly going into debt); return seconds until it may be used."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._refill(now)
             self._tokens -= 1.0
             if self._tokens >= 0:
@@ -62,7 +73,7 @@ class TokenBucket:
         """Wait until one more request may start."""
         delay = self.reserve()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)

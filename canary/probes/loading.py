@@ -80,7 +80,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """Load, validate and version a suite by name or path."""
     path = resolve_suite_path(str(name_or_path))
     if path.suffix in (".yaml", ".yml"):
-        manifest = validate_model(SuiteManifest, read_mapping(path), str(path))
+        manifest = validate_model(SuiteManifest, read_mapping(path, "suite file"), str(path))
         data_path = (path.parent / manifest.data).resolve()
         name, description, defaults = manifest.name, manifest.description, manifest.defaults
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,8 @@ from canary.reference._model import ReferenceOutput, TokenLogprob
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+logger = logging.getLogger(__name__)
 
 
 def canonical_params(params: Mapping[str, Any]) -> str:
@@ -33,13 +36,14 @@ class ReferenceCache:
 
     def get_many(self, fingerprint: str, keys: Iterable[str]) -> dict[str, ReferenceOutput]:
         """The cached outputs among `keys`, by key; missing keys are simply absent."""
-        from sqlalchemy import select
+        from sqlalchemy import delete, select
         from sqlalchemy.orm import Session
 
         from canary.store.models import ReferenceOutputRow
 
         wanted = sorted(set(keys))
         found: dict[str, ReferenceOutput] = {}
+        unreadable: list[int] = []
         with Session(self.engine) as session:
             # Chunked so the IN list stays under SQLite's parameter limit.
             for start in range(0, len(wanted), 500):
@@ -50,7 +54,23 @@ class ReferenceCache:
                     )
                 )
                 for row in rows:
-                    found[row.cache_key] = _from_row(row)
+                    try:
+                        found[row.cache_key] = _from_row(row)
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        logger.warning(
+                            "reference cache row %s is unreadable (%s: %s); recomputing it",
+                            row.id,
+                            type(exc).__name__,
+                            exc,
+                        )
+                        unreadable.append(row.id)
+            if unreadable:
+                # Dropped, so the recomputed output is cached in its place: a bad row must not
+                # cost a recomputation in every later pass, nor fail one.
+                session.execute(
+                    delete(ReferenceOutputRow).where(ReferenceOutputRow.id.in_(unreadable))
+                )
+                session.commit()
         return found
 
     def put_many(
@@ -87,6 +107,7 @@ class ReferenceCache:
 
 
 def _from_row(row: Any) -> ReferenceOutput:
+    """The cached output; raises (KeyError, TypeError, ValueError) on a row it cannot read."""
     tokens = [TokenLogprob.from_json(t) for t in row.tokens]
     # eos is the only stop, so fewer tokens than max_tokens means the model stopped itself.
     max_tokens = (row.params or {}).get("max_tokens")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 _VOLATILE_CONFIG_KEYS = frozenset({"transformers_version", "_name_or_path", "dtype", "torch_dtype"})
 #: Prompts per forward pass; bounds memory on long suites.
 DEFAULT_BATCH_SIZE = 16
+# Two threads' first import of transformers must not interleave: the second can see a
+# half-initialised module ("cannot import name 'AutoModelForCausalLM'").
+_IMPORT_LOCK = threading.Lock()
 
 
 class TokenLogprob(NamedTuple):
@@ -31,20 +35,33 @@ class TokenLogprob(NamedTuple):
     """The `top_logprobs` most likely tokens at this position, token text → logprob."""
 
     def to_json(self) -> dict[str, Any]:
+        """The cached form. A non-finite logprob is written as null (JSON has no NaN) and a
+        non-finite alternative is left out, so what `from_json` reads back is what was meant."""
         return {
             "token": self.token,
             "token_id": self.token_id,
-            "logprob": self.logprob,
-            "top": dict(self.top),
+            "logprob": self.logprob if math.isfinite(self.logprob) else None,
+            "top": {k: v for k, v in self.top.items() if math.isfinite(v)},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TokenLogprob:
+        """Read a cached position. A null or non-number logprob (an old cache row) reads as NaN,
+        the float spelling of "missing", and such alternatives are dropped: one bad cache row
+        must not fail every later scoring pass. Consumers treat NaN as missing."""
+        from canary.records import finite_logprob
+
+        top = data.get("top")
+        logprob = finite_logprob(data.get("logprob"))
         return cls(
             str(data["token"]),
             int(data["token_id"]),
-            float(data["logprob"]),
-            {str(k): float(v) for k, v in data["top"].items()},
+            math.nan if logprob is None else logprob,
+            {
+                str(k): value
+                for k, v in (top.items() if isinstance(top, dict) else ())
+                if (value := finite_logprob(v)) is not None
+            },
         )
 
 
@@ -104,8 +121,9 @@ class ReferenceModel:
     @classmethod
     def load(cls, path: str | Path | None = None) -> ReferenceModel:
         """Load model and tokenizer from `path` (default: the shipped `canary/sim/model`)."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        with _IMPORT_LOCK:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from canary.errors import ConfigError
         from canary.sim import model_dir, quiet_transformers

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from canary.replay.analysis import ReplayReport
+from canary.sanitize import markup_safe, one_line
 
 
 def render_report(report: ReplayReport, console: Console) -> None:
-    table = Table(title=f"replay {report.scenario}: {report.seconds / 60:.1f} min")
+    # Scenario names, faults and change ids come from a scenario file: Text, never markup.
+    table = Table(title=Text(one_line(f"replay {report.scenario}: {report.seconds / 60:.1f} min")))
     for column in (
         "fault",
         "change",
@@ -27,15 +30,15 @@ def render_report(report: ReplayReport, console: Console) -> None:
         )
     for f in report.faults:
         table.add_row(
-            f.fault,
-            f.change,
-            f"{f.cohort}\n{f.metric}" if f.detected else "not detected",
+            Text(one_line(f.fault)),
+            Text(one_line(f.change)),
+            Text(f"{one_line(f.cohort)}\n{one_line(f.metric)}" if f.detected else "not detected"),
             f.delay_sim,
             "-" if f.delay_probes is None else f"{f.delay_probes:,} ({f.delay_sessions:,})",
             "-" if f.minimum_sessions is None else f"{f.minimum_sessions:,.0f}",
             "-" if f.ratio is None else f"{f.ratio:.2f}×",
             "-" if f.rate is None else f"{f.rate:.2%} / {f.baseline_rate or 0:.2%}",
-            f.attributed_to or "-",
+            Text(one_line(f.attributed_to or "-")),
             {None: "-", True: "yes", False: "no"}[f.resolved_after_rollback],
             style="" if f.met_goals else "red",
         )
@@ -45,15 +48,15 @@ def render_report(report: ReplayReport, console: Console) -> None:
         f"misattributed: {len(report.misattributed)}"
     )
     for line in report.false_alerts:
-        console.print(f"  [red]false[/] {line}")
+        console.print(f"  [red]false[/] {markup_safe(line)}")
     for line in report.misattributed:
-        console.print(f"  [yellow]misattributed[/] {line}")
+        console.print(f"  [yellow]misattributed[/] {markup_safe(line)}")
     impact = Table(title="front door: request- vs session-level impact (first_divergence)")
     for column in ("phase", "requests", "request rate", "sessions", "session rate"):
         impact.add_column(column)
     for i in report.impact:
         impact.add_row(
-            i.phase,
+            Text(one_line(i.phase)),
             str(i.requests),
             f"{i.request_rate:.2%}",
             str(i.sessions),
@@ -61,5 +64,5 @@ def render_report(report: ReplayReport, console: Console) -> None:
         )
     console.print(impact)
     for line in report.budget:
-        console.print(f"[dim]budget: {line}[/]")
+        console.print(f"[dim]budget: {markup_safe(line)}[/]")
     console.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")

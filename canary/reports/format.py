@@ -85,18 +85,8 @@ def num(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.1e}"
 
 
-def visible(text: str) -> str:
-    """Control characters as visible symbols, one for one (span offsets stay valid): model
-    output must not move a terminal's cursor or change its colours."""
-    return text.translate(_VISIBLE)
-
-
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
-
-
-_VISIBLE = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\n\t"}
-_VISIBLE.update({0x7F: 0x2421, **{c: 0xFFFD for c in range(0x80, 0xA0)}})
 
 
 def detail_lines(metric: str, detail: Mapping[str, Any]) -> list[str]:

@@ -1,9 +1,11 @@
 """The report as ONE self-contained HTML file: no network at view time, model output inert.
 
 Model output is untrusted, and so is anything else read from the store. Every string goes
-through `html.escape`; plot data travels as JSON inside ``<script type="application/json">``
-with ``<``, ``>`` and ``&`` written as ``\\u003c``-style escapes, so no data can close the
-element or open a comment; and a Content-Security-Policy allows only the page's own scripts,
+through `canary.sanitize.printable` (control and bidi characters become visible escapes such as
+``\\u202e``, secrets are scrubbed) and then `html.escape`; plot data travels as ASCII-only JSON
+inside ``<script type="application/json">`` with ``<``, ``>`` and ``&`` written as
+``\\u003c``-style escapes, so no data can close the element, open a comment, or put a raw
+control character in the page; and a Content-Security-Policy allows only the page's own scripts,
 by hash, and no network at all: even if a string slipped through unescaped, the browser would
 neither run it nor fetch anything.
 """
@@ -26,6 +28,7 @@ from canary.reports.format import (
     sparkline,
 )
 from canary.reports.model import EvidenceSample, Report
+from canary.sanitize import printable
 
 _MARK = {"regressed": "✗", "inconclusive": "?", "ok": "✓", "no data": "·"}
 
@@ -82,7 +85,7 @@ def render_html(report: Report) -> str:
         '<div id="js-errors" hidden></div>',
         f"<script>{scripts[0]}</script>",
         f"<script>{scripts[1]}</script>",
-        f"<h1>{escape(title)}</h1>",
+        f"<h1>{_h(title)}</h1>",
         _meta(report),
         _grid(report),
         "<h2>Rates per round</h2>",
@@ -92,24 +95,27 @@ def render_html(report: Report) -> str:
         _impact(report),
         _evidence(report),
         _changes(report),
-        *(f'<p class="meta">note: {escape(n)}</p>' for n in report.notes),
+        *(f'<p class="meta">note: {_h(n)}</p>' for n in report.notes),
         f'<script type="application/json" id="plot-data">{script_json(specs)}</script>',
         f"<script>{scripts[2]}</script>",
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{escape(csp)}">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        f"<title>{_h(title)}</title><style>{_CSS}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
     )
 
 
 def script_json(data: Any) -> str:
-    """JSON that is inert inside a ``<script>`` element: no ``</script>``, no ``<!--``."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    for raw, safe in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                      ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
+    """JSON that is inert inside a ``<script>`` element: no ``</script>``, no ``<!--``.
+
+    ASCII only: every other character (a bidi control, a lone surrogate, U+2028) travels as a
+    ``\\uXXXX`` escape, which JSON.parse turns back into the same string.
+    """
+    text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    for raw, safe in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(raw, safe)
     return text
 
@@ -120,14 +126,20 @@ def highlighted(sample: EvidenceSample) -> str:
     for span in sorted(sample.spans, key=lambda s: (s.start, s.end)):
         if span.start < at or span.end <= span.start:
             continue  # overlapping spans: the first one wins
-        out.append(escape(sample.text[at : span.start]))
+        out.append(_h(sample.text[at : span.start]))
         out.append(
-            f'<mark data-start="{span.start}" data-end="{span.end}" title="{escape(span.note)}">'
-            f"{escape(sample.text[span.start : span.end])}</mark>"
+            f'<mark data-start="{span.start}" data-end="{span.end}" title="{_h(span.note)}">'
+            f"{_h(sample.text[span.start : span.end])}</mark>"
         )
         at = span.end
-    out.append(escape(sample.text[at:]))
+    out.append(_h(sample.text[at:]))
     return "".join(out)
+
+
+def _h(value: object) -> str:
+    """Stored text as inert HTML text: `printable` first, so a bidi override or an escape
+    sequence shows as ``\\u202e`` instead of reordering the page, then HTML-escaped."""
+    return escape(printable(value))
 
 
 def _digest(script: str) -> str:
@@ -137,8 +149,8 @@ def _digest(script: str) -> str:
 def _meta(report: Report) -> str:
     selection = ",".join(f"{k}={v}" for k, v in sorted(report.selection.items())) or "all"
     return (
-        f'<p class="meta">selection {escape(selection)} · reference {escape(report.reference)}'
-        f" · grouped by {escape(','.join(report.by) or 'nothing')}"
+        f'<p class="meta">selection {_h(selection)} · reference {_h(report.reference)}'
+        f" · grouped by {_h(','.join(report.by) or 'nothing')}"
         f" · generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC</p>"
     )
 
@@ -146,10 +158,10 @@ def _meta(report: Report) -> str:
 def _grid(report: Report) -> str:
     if not report.cells:
         return "<p>No cohort has results in the window.</p>"
-    head = "".join(f"<th>{escape(m)}</th>" for m in report.metrics)
+    head = "".join(f"<th>{_h(m)}</th>" for m in report.metrics)
     rows = []
     for cohort in report.cohorts:
-        tds = [f"<th>{escape(cohort.key)}</th>"]
+        tds = [f"<th>{_h(cohort.key)}</th>"]
         for metric in report.metrics:
             cell = report.cell(cohort.key, metric)
             if cell is None:
@@ -157,14 +169,14 @@ def _grid(report: Report) -> str:
                 continue
             effect = f" ({signed_pct(cell.effect)})" if cell.effect is not None else ""
             tds.append(
-                f'<td class="cell" data-status="{escape(cell.status)}" '
-                f'style="background:{STATUS_COLOUR[cell.status]}" title="{escape(cell.reason)}">'
-                f"{_MARK[cell.status]} {escape(cell.status)}<br>{pct(cell.rate)}{effect}<br>"
+                f'<td class="cell" data-status="{_h(cell.status)}" '
+                f'style="background:{STATUS_COLOUR[cell.status]}" title="{_h(cell.reason)}">'
+                f"{_MARK[cell.status]} {_h(cell.status)}<br>{pct(cell.rate)}{effect}<br>"
                 f'<span class="spark">{sparkline([p.rate for p in cell.trend])}</span></td>'
             )
         rows.append("<tr>" + "".join(tds) + "</tr>")
     reasons = "".join(
-        f"<li><b>{escape(c.cohort)} / {escape(c.metric)}</b>: {escape(c.reason)}</li>"
+        f"<li><b>{_h(c.cohort)} / {_h(c.metric)}</b>: {_h(c.reason)}</li>"
         for c in report.cells
         if c.status in ("regressed", "inconclusive")
     )
@@ -184,8 +196,8 @@ def _alerts(report: Report) -> str:
         if c is not None:
             labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())) or "whole fleet"
             parts.append(
-                f"<h3>change {escape(c.change_id)} ({escape(c.kind)}, {escape(labels)}, "
-                f"{c.at:%Y-%m-%d %H:%M:%S} UTC) {escape(c.note)}</h3>"
+                f"<h3>change {_h(c.change_id)} ({_h(c.kind)}, {_h(labels)}, "
+                f"{c.at:%Y-%m-%d %H:%M:%S} UTC) {_h(c.note)}</h3>"
             )
         else:
             parts.append("<h3>no attributed change</h3>")
@@ -203,7 +215,7 @@ def _alerts(report: Report) -> str:
                 sessions,
                 f"{a.fired_at:%H:%M:%S}" if a.fired_at else "-",
             ]
-            rows.append("<tr>" + "".join(f"<td>{escape(x)}</td>" for x in cells) + "</tr>")
+            rows.append("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in cells) + "</tr>")
         head = "".join(
             f"<th>{h}</th>"
             for h in ("id", "status", "metric", "cohort", "rate", "baseline", "sessions", "fired")
@@ -215,7 +227,7 @@ def _alerts(report: Report) -> str:
 def _pools(report: Report) -> str:
     rows = [
         ('<tr class="different">' if p.different else "<tr>")
-        + "".join(f"<td>{escape(x)}</td>" for x in cells)
+        + "".join(f"<td>{_h(x)}</td>" for x in cells)
         + "</tr>"
         for p, cells in pool_rows(report.pools)
     ]
@@ -240,7 +252,7 @@ def _impact(report: Report) -> str:
             f"{i.request_rate:.1%} ({i.flagged_requests}/{i.requests})",
             f"{i.session_rate:.1%} ({i.flagged_sessions}/{i.sessions})",
         ]
-        rows.append("<tr>" + "".join(f"<td>{escape(x)}</td>" for x in cells) + "</tr>")
+        rows.append("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in cells) + "</tr>")
     head = (
         "<tr><th>metric</th><th>cohort</th><th>requests flagged</th><th>sessions flagged</th></tr>"
     )
@@ -253,16 +265,16 @@ def _evidence(report: Report) -> str:
     parts = ["<h2>Evidence</h2>"]
     for s in report.evidence:
         located = "".join(
-            f"<li>[{sp.start}:{sp.end}] <code>{escape(repr(s.text[sp.start : sp.end]))}</code>: "
-            f"{escape(sp.note)}</li>"
+            f"<li>[{sp.start}:{sp.end}] <code>{_h(repr(s.text[sp.start : sp.end]))}</code>: "
+            f"{_h(sp.note)}</li>"
             for sp in s.spans
         )
-        facts = "".join(f"<li>{escape(line)}</li>" for line in detail_lines(s.metric, s.detail))
+        facts = "".join(f"<li>{_h(line)}</li>" for line in detail_lines(s.metric, s.detail))
         parts.append(
             f'<div class="evidence" data-result="{s.result_id}">'
-            f"<h3>{escape(s.metric)} · {escape(s.cohort)} · probe {escape(s.probe_id)} · "
+            f"<h3>{_h(s.metric)} · {_h(s.cohort)} · probe {_h(s.probe_id)} · "
             f'result {s.result_id} <span class="meta">(canary show {s.result_id}; '
-            f"from {escape(s.source)})</span></h3>"
+            f"from {_h(s.source)})</span></h3>"
             f'<pre class="sample">{highlighted(s)}</pre><ul>{located}{facts}</ul></div>'
         )
     return "".join(parts)
@@ -272,9 +284,9 @@ def _changes(report: Report) -> str:
     if not report.changes:
         return ""
     items = "".join(
-        f"<li>{c.at:%Y-%m-%d %H:%M:%S} UTC <b>{escape(c.change_id)}</b> {escape(c.kind)} "
-        f"{escape(','.join(f'{k}={v}' for k, v in sorted(c.labels.items())) or 'whole fleet')} "
-        f"{escape(c.note)}</li>"
+        f"<li>{c.at:%Y-%m-%d %H:%M:%S} UTC <b>{_h(c.change_id)}</b> {_h(c.kind)} "
+        f"{_h(','.join(f'{k}={v}' for k, v in sorted(c.labels.items())) or 'whole fleet')} "
+        f"{_h(c.note)}</li>"
         for c in report.changes
     )
     return f"<h2>Changes in the window</h2><ul>{items}</ul>"

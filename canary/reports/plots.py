@@ -14,6 +14,7 @@ from typing import Any
 
 from canary.reports.format import STATUS_COLOUR
 from canary.reports.model import Report
+from canary.sanitize import one_line
 
 _STATUS_RANK = {"regressed": 0, "inconclusive": 1, "ok": 2, "no data": 3}
 
@@ -38,7 +39,7 @@ def figure_specs(report: Report) -> list[dict[str, Any]]:
                     customdata=[[p.k, p.n, p.run_id] for p in cell.trend],
                     mode="lines+markers",
                     # Plotly reads a subset of HTML in names; escaped, a label shows as text.
-                    name=html.escape(f"{cell.cohort} ({cell.status})"),
+                    name=_text(f"{cell.cohort} ({cell.status})"),
                     hovertemplate="%{y:.2%} (%{customdata[0]}/%{customdata[1]}), "
                     "run %{customdata[2]}<extra>%{fullData.name}</extra>",
                     line={"width": 3 if cell.status == "regressed" else 1.5},
@@ -67,13 +68,13 @@ def figure_specs(report: Report) -> list[dict[str, Any]]:
                     "yref": "paper",
                     "yanchor": "bottom",
                     "showarrow": False,
-                    "text": html.escape(f"{change.change_id} ({change.kind})"),
+                    "text": _text(f"{change.change_id} ({change.kind})"),
                     "font": {"color": "#6a1b9a", "size": 11},
                 }
             )
         fig.update_layout(
             title={
-                "text": html.escape(f"{metric}: {worst}"),
+                "text": _text(f"{metric}: {worst}"),
                 "font": {"color": STATUS_COLOUR[worst]},
             },
             template="none",
@@ -95,6 +96,12 @@ def figure_specs(report: Report) -> list[dict[str, Any]]:
         )
     specs.sort(key=lambda s: _STATUS_RANK[s["status"]])
     return specs
+
+
+def _text(value: str) -> str:
+    """Stored text as a plotly label: one inert line (bidi and control characters visible),
+    HTML-escaped because plotly.js reads a subset of HTML in labels."""
+    return html.escape(one_line(value))
 
 
 def _plot_time(at: datetime) -> str:

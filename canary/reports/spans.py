@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from canary.reports.model import Span
 from canary.records import TokenLogprob
+from canary.reports.model import Span
 
 
 def script_spans(text: str, evidence: Mapping[str, Any] | None) -> list[Span]:

@@ -1,8 +1,9 @@
 """The report for a terminal: rich tables, coloured statuses, sparklines, highlighted spans.
 
-Every string that came from the store (labels, change notes, model output) is put in a rich
-`Text`, never in markup, and control characters are made visible: model output can neither
-inject rich markup nor terminal escape sequences.
+Every string that came from the store (labels, change ids and notes, probe ids, model output)
+passes `canary.sanitize.printable` (or `one_line`) and is put in a rich `Text`, never in markup:
+control characters, escape sequences and bidi controls are shown as visible escapes, so model
+output can neither inject rich markup nor act on the terminal, and secrets are scrubbed.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from canary.reports.format import (
     pool_rows,
     signed_pct,
     sparkline,
-    visible,
 )
-from canary.reports.model import Report
+from canary.reports.model import EvidenceSample, Report
+from canary.sanitize import one_line, printable
 
 _MARK = {"regressed": "✗", "inconclusive": "?", "ok": "✓", "no data": "·"}
 _ALERT_STYLE = {"firing": "bold red", "pending": "yellow", "resolved": "green"}
@@ -34,8 +35,8 @@ def render_terminal(report: Report, console: Console) -> None:
     window = f"{report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} UTC"
     selection = ",".join(f"{k}={v}" for k, v in sorted(report.selection.items())) or "all"
     header = Text.assemble(
-        ("canary report ", "bold"), window, "  selection ", (selection, "cyan"),
-        "  reference ", (report.reference, "cyan"),
+        ("canary report ", "bold"), window, "  selection ", (one_line(selection), "cyan"),
+        "  reference ", (one_line(report.reference), "cyan"),
     )  # fmt: skip
     console.print(header)
     _grid(report, console)
@@ -45,7 +46,7 @@ def render_terminal(report: Report, console: Console) -> None:
     _evidence(report, console)
     _changes(report, console)
     for note in report.notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        console.print(Text(printable(f"note: {note}"), style="dim"))
 
 
 def _grid(report: Report, console: Console) -> None:
@@ -55,9 +56,9 @@ def _grid(report: Report, console: Console) -> None:
     table = Table(title="cohort × metric: rate (vs reference) and per-round trend")
     table.add_column("cohort")
     for metric in report.metrics:
-        table.add_column(metric, justify="left")
+        table.add_column(_line(metric), justify="left")
     for cohort in report.cohorts:
-        row: list[Text] = [Text(cohort.key)]
+        row: list[Text] = [_line(cohort.key)]
         for metric in report.metrics:
             cell = report.cell(cohort.key, metric)
             if cell is None:
@@ -81,7 +82,7 @@ def _grid(report: Report, console: Console) -> None:
             console.print(
                 Text.assemble(
                     (f"  {_MARK[cell.status]} ", STATUS_STYLE[cell.status]),
-                    f"{cell.cohort} / {cell.metric}: {cell.reason}",
+                    one_line(f"{cell.cohort} / {cell.metric}: {cell.reason}"),
                 )
             )
 
@@ -96,9 +97,10 @@ def _alerts(report: Report, console: Console) -> None:
         if group.change is not None:
             c = group.change
             labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())) or "whole fleet"
-            title = Text(f"change {c.change_id} ({c.kind}, {labels}, {c.at:%Y-%m-%d %H:%M:%S})")
+            at = f"{c.at:%Y-%m-%d %H:%M:%S}"
+            title = _line(f"change {c.change_id} ({c.kind}, {labels}, {at})")
             if c.note:
-                title.append(f": {c.note}", style="italic")
+                title.append(one_line(f": {c.note}"), style="italic")
         else:
             title = Text("no attributed change")
         table = Table(title=title, title_justify="left")
@@ -110,9 +112,9 @@ def _alerts(report: Report, console: Console) -> None:
             fired = f"{a.fired_at:%H:%M:%S}" if a.fired_at else "-"
             table.add_row(
                 str(a.id),
-                Text(a.status, style=_ALERT_STYLE.get(a.status, "")),
-                Text(a.metric),
-                Text(a.cohort),
+                Text(one_line(a.status), style=_ALERT_STYLE.get(a.status, "")),
+                _line(a.metric),
+                _line(a.cohort),
                 f"{a.rate:.1%} ({a.k}/{a.n})",
                 f"≤ {a.baseline_rate:.1%}",
                 sessions,
@@ -129,7 +131,7 @@ def _pools(report: Report, console: Console) -> None:
     for column in POOL_COLUMNS:
         table.add_column(column, justify="left" if column in ("pool", "metric") else "right")
     for p, cells in rows:
-        table.add_row(Text(cells[0]), *cells[1:], style="bold red" if p.different else "")
+        table.add_row(*map(_line, cells), style="bold red" if p.different else "")
     console.print(table)
 
 
@@ -142,8 +144,8 @@ def _impact(report: Report, console: Console) -> None:
     for row in report.impact:
         i = row.impact
         table.add_row(
-            row.metric,
-            Text(row.cohort),
+            _line(row.metric),
+            _line(row.cohort),
             f"{i.request_rate:.1%} ({i.flagged_requests}/{i.requests})",
             f"{i.session_rate:.1%} ({i.flagged_sessions}/{i.sessions})",
         )
@@ -152,18 +154,15 @@ def _impact(report: Report, console: Console) -> None:
 
 def _evidence(report: Report, console: Console) -> None:
     for s in report.evidence:
-        body = Text(visible(s.text))
+        lines: list[Text] = [highlighted(s)]
         for span in s.spans:
-            body.stylize(_SPAN_STYLE, span.start, span.end)
-        lines: list[Text] = [body]
-        for span in s.spans:
-            located = visible(s.text[span.start : span.end])
-            note = visible(f"↳ [{span.start}:{span.end}] {located!r}: {span.note}")
-            lines.append(Text(note, "yellow"))
-        lines += [Text(line, style="dim") for line in detail_lines(s.metric, s.detail)]
-        title = Text(f"{s.metric} · {s.cohort} · probe {s.probe_id} · result {s.result_id}")
-        subtitle = f"canary show {s.result_id}" + (
-            f" · from {s.source}" if s.source != "evidence" else ""
+            located = s.text[span.start : span.end]
+            note = f"↳ [{span.start}:{span.end}] {located!r}: {span.note}"
+            lines.append(Text(printable(note), "yellow"))
+        lines += [Text(printable(line), style="dim") for line in detail_lines(s.metric, s.detail)]
+        title = _line(f"{s.metric} · {s.cohort} · probe {s.probe_id} · result {s.result_id}")
+        subtitle = _line(
+            f"canary show {s.result_id}" + (f" · from {s.source}" if s.source != "evidence" else "")
         )
         console.print(Panel(Group(*lines), title=title, subtitle=subtitle, title_align="left"))
 
@@ -175,5 +174,27 @@ def _changes(report: Report, console: Console) -> None:
     for c in report.changes:
         labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())) or "whole fleet"
         console.print(
-            Text(f"  {c.at:%Y-%m-%d %H:%M:%S}  {c.change_id}  {c.kind}  {labels}  {c.note}")
+            _line(f"  {c.at:%Y-%m-%d %H:%M:%S}  {c.change_id}  {c.kind}  {labels}  {c.note}")
         )
+
+
+def highlighted(sample: EvidenceSample) -> Text:
+    """The sample's text, made printable piece by piece, with each located span styled.
+
+    Spans index the raw text; escaping changes lengths, so each piece between span edges is
+    made printable on its own and the styled pieces are assembled in order.
+    """
+    body, at = Text(), 0
+    for span in sorted(sample.spans, key=lambda s: (s.start, s.end)):
+        if span.start < at or span.end <= span.start:
+            continue  # overlapping spans: the first one wins
+        body.append(printable(sample.text[at : span.start]))
+        body.append(printable(sample.text[span.start : span.end]), style=_SPAN_STYLE)
+        at = span.end
+    body.append(printable(sample.text[at:]))
+    return body
+
+
+def _line(value: object) -> Text:
+    """Stored text as one inert line: control characters visible, never markup."""
+    return Text(one_line(value))

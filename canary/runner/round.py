@@ -22,14 +22,22 @@ from typing import TYPE_CHECKING
 from canary.config.fleet import EndpointConfig, FleetConfig
 from canary.probes.model import Probe, Suite
 from canary.records import ResultRecord
+from canary.runner.isolation import crashed_record, store_isolated
 from canary.runner.summary import EndpointStats, RoundSummary, StatsTally
+from canary.sanitize import one_line
 
 if TYPE_CHECKING:
     # canary.endpoints imports canary.records, so the runner package must not import
     # the endpoints at module level.
     from canary.endpoints import EndpointClient
 
-__all__ = ["EndpointStats", "RoundSummary", "plan_units", "run_round", "run_round_sync"]
+__all__ = [
+    "EndpointStats",
+    "RoundSummary",
+    "plan_units",
+    "run_round",
+    "run_round_sync",
+]
 
 OnResults = Callable[[list[ResultRecord]], None]
 
@@ -70,12 +78,17 @@ class _BatchSink:
     """Hands records to the synchronous `on_results` in batches, one write at a time.
 
     Writes run in a worker thread so the event loop keeps sending while the DB works; the lock
-    (FIFO) keeps writes from interleaving and in the order their batches filled.
+    (FIFO) keeps writes from interleaving and in the order their batches filled. Batches mix
+    endpoints, so one unstorable reply must not cost the others: see `store_isolated`. Each
+    stored record is counted in its endpoint's tally, so the summary says what was stored.
     """
 
-    def __init__(self, on_results: OnResults, batch_size: int) -> None:
+    def __init__(
+        self, on_results: OnResults, batch_size: int, tallies: dict[str, StatsTally]
+    ) -> None:
         self._on_results = on_results
         self._batch_size = batch_size
+        self._tallies = tallies
         self._pending: list[ResultRecord] = []
         self._lock = asyncio.Lock()
 
@@ -94,7 +107,9 @@ class _BatchSink:
 
     async def _write(self, batch: list[ResultRecord]) -> None:
         async with self._lock:
-            await asyncio.to_thread(self._on_results, batch)
+            stored = await asyncio.to_thread(store_isolated, self._on_results, batch)
+        for record in stored:
+            self._tallies[record.endpoint].add(record)
 
 
 async def run_round(
@@ -111,11 +126,13 @@ async def run_round(
 ) -> RoundSummary:
     """Send `suite` to `endpoints` once and return what happened.
 
-    Per-request failures become error records, never exceptions. Raises `ConfigError` before
-    sending anything if an endpoint is misconfigured (unknown flavour, missing API key variable),
-    and re-raises whatever `on_results` raises, since records that cannot be stored must not be
-    silently dropped. Setting `stop_event` stops new requests; in-flight ones finish and are
-    flushed, and the summary says `interrupted`.
+    Per-request failures become error records, never exceptions, and so does a reply the store
+    refuses (`store_isolated`: one `malformed` row in its place, the rest of its batch stored).
+    Raises `ConfigError` before sending anything if an endpoint is misconfigured (unknown
+    flavour, missing API key variable), and re-raises what `on_results` raises when the store
+    fails as a whole (even a minimal error record cannot be written), since records that cannot
+    be stored must not be silently dropped. Setting `stop_event` stops new requests; in-flight
+    ones finish and are flushed, and the summary says `interrupted`.
     """
     from canary.endpoints import make_client
 
@@ -134,7 +151,7 @@ async def run_round(
         for endpoint in endpoints:
             limits = fleet.limits_for(endpoint)
             if concurrency is not None and concurrency > limits.concurrency:
-                logger.warning(
+                logger.info(  # `canary run` prints its own notice; the daemon documents the cap
                     "endpoint %s: load of %d in flight is capped by its concurrency limit %d",
                     endpoint.name,
                     concurrency,
@@ -142,8 +159,8 @@ async def run_round(
                 )
             clients.append(make_client(endpoint, limits))
 
-        sink = _BatchSink(on_results, batch_size)
         tallies = [StatsTally(c.endpoint.name, planned) for c in clients]
+        sink = _BatchSink(on_results, batch_size, {t.endpoint: t for t in tallies})
         tasks = [
             asyncio.create_task(
                 _run_endpoint(
@@ -151,12 +168,11 @@ async def run_round(
                     [unit for _ in range(repeat) for unit in plan_units(suite)],
                     load_shape,
                     sink,
-                    tally,
                     stop_event,
                     workers=concurrency or client.limits.concurrency,
                 )
             )
-            for client, tally in zip(clients, tallies, strict=True)
+            for client in clients
         ]
         try:
             await _wait_all(tasks)
@@ -267,7 +283,6 @@ async def _run_endpoint(
     units: list[list[_Send]],
     load_shape: str,
     sink: _BatchSink,
-    tally: StatsTally,
     stop_event: asyncio.Event | None,
     *,
     workers: int,
@@ -280,17 +295,40 @@ async def _run_endpoint(
             for send in queue.popleft():
                 if stop_event is not None and stop_event.is_set():
                     return
-                record = await client.send(
-                    send.probe,
-                    session_id=send.session_id,
-                    repeat_index=send.repeat_index,
-                    labels=labels,
-                )
-                tally.add(record)
+                record = await _send(client, send, labels)
                 await sink.add(record)
 
     # The endpoint's process-wide gate caps what is really in flight across rounds.
     await _wait_all([asyncio.create_task(worker()) for _ in range(min(workers, len(units)))])
+
+
+async def _send(client: EndpointClient, send: _Send, labels: dict[str, str]) -> ResultRecord:
+    """`client.send`, with a bug in handling one reply turned into that request's error row.
+
+    `send` never raises by contract; should a flavour's code break it anyway, the round loses
+    one request (recorded as `malformed`, the traceback logged), not every endpoint's work.
+    """
+    started_at = datetime.now(UTC)
+    start = time.perf_counter()
+    try:
+        return await client.send(
+            send.probe, session_id=send.session_id, repeat_index=send.repeat_index, labels=labels
+        )
+    except Exception as exc:
+        logger.warning(
+            "endpoint %s, probe %s: could not process the reply",
+            one_line(client.endpoint.name),
+            one_line(send.probe.id),
+            exc_info=True,
+        )
+        return crashed_record(
+            client.endpoint.name,
+            labels,
+            (send.probe.id, send.repeat_index, send.session_id),
+            started_at,
+            (time.perf_counter() - start) * 1000.0,
+            exc,
+        )
 
 
 async def _wait_all(tasks: list[asyncio.Task[None]]) -> None:

@@ -283,6 +283,11 @@ def _first_token(r: ScorableResult) -> str | None:
 
 
 def _runner_token(t: Any) -> Any:
-    from canary.records import TokenLogprob
+    """A reference position as the detectors' `TokenLogprob`: a NaN logprob (the reference's
+    spelling of missing, e.g. from an old cache row) becomes None, such alternatives go."""
+    from canary.records import TokenLogprob, finite_logprob
 
-    return TokenLogprob(token=t.token, logprob=t.logprob, top=dict(t.top), token_id=t.token_id)
+    top = {k: value for k, v in t.top.items() if (value := finite_logprob(v)) is not None}
+    return TokenLogprob(
+        token=t.token, logprob=finite_logprob(t.logprob), top=top, token_id=t.token_id
+    )

@@ -2,7 +2,8 @@
 
 Changes arrive from the CLI, the daemon's `POST /changes` and its drop directory; all three
 parse with `change_from_mapping` and store with `record_changes`, so they accept the same
-input and answer a retried change the same way.
+input and answer a retried change the same way. Ids, notes and labels pass `storable_text` on
+the way in, so a lone surrogate or a NUL can never fail the insert on either database.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from canary.config.selection import parse_label_filters
 from canary.errors import ConfigError, NotFoundError
+from canary.sanitize import storable_text
 from canary.store.models import ChangeRow
 from canary.store.repository import Store
 from canary.timespec import parse_duration, parse_time
@@ -25,6 +27,9 @@ CHANGE_KINDS = ("deploy", "config", "lb", "model")
 #: The keys of a change given as a mapping (a JSON body, a drop file).
 CHANGE_KEYS = ("id", "kind", "select", "at", "note")
 _ID_MAX = 128  # ChangeRow.change_id
+#: A change is a flat object; deeper input (or more values) is a mistake or an attack.
+MAX_DEPTH = 8
+MAX_VALUES = 100_000
 _SELECT_EXAMPLE = '"pool=tpu-a,region=eu", {"pool": "tpu-a"} or ["pool=tpu-a"]'
 
 
@@ -115,6 +120,7 @@ def change_from_mapping(
 
 def changes_from_data(data: Any, *, source: str, now: datetime | None = None) -> list[ChangeSpec]:
     """One change (a mapping) or a non-empty list of them; list items are named `source[i]`."""
+    _check_shape(data, source)
     if isinstance(data, list):
         if not data:
             raise ConfigError(f"{source}: the list of changes is empty; give at least one change")
@@ -123,6 +129,39 @@ def changes_from_data(data: Any, *, source: str, now: datetime | None = None) ->
             for i, item in enumerate(data)
         ]
     return [change_from_mapping(data, source=source, now=now)]
+
+
+def _check_shape(data: Any, source: str) -> None:
+    """Refuse input nested deeper than `MAX_DEPTH` or holding more than `MAX_VALUES` values,
+    walked without recursion (YAML aliases can make a small file a huge, deep graph)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(f"{source}: more than {MAX_VALUES} values; send fewer changes")
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"{source}: nested more than {MAX_DEPTH} levels deep; a change is a flat object"
+            )
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _storable(spec: ChangeSpec) -> ChangeSpec:
+    """`spec` with id, note and labels as both databases store them unchanged."""
+    labels = {str(storable_text(k)): str(storable_text(v)) for k, v in spec.labels.items()}
+    return ChangeSpec(
+        str(storable_text(spec.change_id)),
+        spec.kind,
+        labels,
+        spec.at,
+        str(storable_text(spec.note)),
+        spec.exact_at,
+    )
 
 
 def _parse_at(value: Any, source: str, now: datetime | None) -> tuple[datetime, bool]:
@@ -185,6 +224,7 @@ def record_changes(store: Store, specs: Sequence[ChangeSpec]) -> list[RecordedCh
     An id that is already stored with the same content is a retry (`created=False`); with any
     other content it is a `ChangeConflictError` and nothing of `specs` is stored.
     """
+    specs = [_storable(spec) for spec in specs]
     for attempt in (1, 2):
         try:
             with store.write_transaction() as conn:
@@ -259,7 +299,8 @@ def get_change(store: Store, change_id: str) -> Change:
 
 def find_change(conn: Connection, change_id: str) -> Change | None:
     """The recorded change ``change_id`` read on ``conn`` (inside a caller's transaction)."""
-    row = conn.execute(_COLUMNS.where(ChangeRow.change_id == change_id)).first()
+    stored_id = storable_text(change_id)  # an id typed with a NUL is looked up as stored
+    row = conn.execute(_COLUMNS.where(ChangeRow.change_id == stored_id)).first()
     return None if row is None else _change(row)
 
 

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 
 from canary.errors import StoreError
@@ -82,13 +82,51 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, json_serializer=dumps_json)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    return create_engine(
-        parsed,
-        pool_pre_ping=True,
-        json_serializer=dumps_json,
-        connect_args={"connect_timeout": 10},
-    )
+    else:
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            json_serializer=dumps_json,
+            connect_args={"connect_timeout": 10},
+        )
+    event.listen(engine, "handle_error", _on_error)
+    return engine
+
+
+def refused_write(error: BaseException, url: str | URL | None) -> StoreError | None:
+    """The one-line `StoreError` for a database that refuses writes, or None for other errors.
+
+    A read-only SQLite file (or `?mode=ro`), a PostgreSQL hot standby or read-only transaction,
+    and a user without write grants all fail deep inside a write with a driver error and a
+    traceback; on-call needs to hear "read-only" and where to look.
+    """
+    where = redact(url) if url is not None else "(unknown URL)"
+    orig = getattr(error, "orig", None) or error
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    name = str(getattr(orig, "sqlite_errorname", ""))
+    state = str(getattr(orig, "sqlstate", "") or "")
+    if name.startswith("SQLITE_READONLY") or "readonly database" in first:
+        return StoreError(f"database {where} is read-only: {first}; check file permissions or --db")
+    if state == "25006":  # read_only_sql_transaction: a hot standby or a read-only default
+        return StoreError(
+            f"database {where} is read-only: {first}; point --db at the primary, "
+            "not a standby or read-only replica"
+        )
+    if state == "42501":
+        return StoreError(
+            f"database {where} denies access: {first}; grant the database user access to "
+            "canary's tables or check --db"
+        )
+    return None
+
+
+def _on_error(context: ExceptionContext) -> None:
+    # Rewritten here, at the engine, so every write path (run, score, baselines, the daemon)
+    # says the same thing instead of each catching driver errors.
+    url = context.engine.url if context.engine is not None else None
+    mapped = refused_write(context.original_exception, url)
+    if mapped is not None:
+        raise mapped from None
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

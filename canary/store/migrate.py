@@ -21,7 +21,13 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 from canary.errors import StoreError
-from canary.store.engine import SQLITE_IMMEDIATE, make_engine, redact, resolve_database_url
+from canary.store.engine import (
+    SQLITE_IMMEDIATE,
+    make_engine,
+    redact,
+    refused_write,
+    resolve_database_url,
+)
 from canary.store.models import Base
 
 if TYPE_CHECKING:
@@ -67,6 +73,9 @@ def _connect(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
     try:
         connection = engine.connect()
     except DBAPIError as exc:
+        refused = refused_write(exc, engine.url)
+        if refused is not None:
+            raise refused from None
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StoreError(
             f"cannot connect to {redact(engine.url)}: {reason}; is the server running? "
@@ -82,6 +91,9 @@ def _connect(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
 def _migrate(engine: Engine, revision: str, *, up: bool) -> None:
     with _ALEMBIC_LOCK, _connect(engine, write=True) as connection:
         config = _config(connection)
+        check_known_revision(
+            MigrationContext.configure(connection).get_current_revision(), redact(engine.url)
+        )
         try:
             if up:
                 command.upgrade(config, revision)
@@ -92,6 +104,26 @@ def _migrate(engine: Engine, revision: str, *, up: bool) -> None:
                 f"cannot migrate {redact(engine.url)} to {revision!r}: {exc}; "
                 "use a revision id, 'head', 'base' or a step like '-1' (see `canary db current`)"
             ) from None
+
+
+def known_revisions() -> frozenset[str]:
+    """Every schema revision this canary's migrations know."""
+    scripts = ScriptDirectory.from_config(_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+def check_known_revision(revision: str | None, where: str) -> None:
+    """Refuse a database whose revision this canary does not know: a newer canary made it.
+
+    `canary db upgrade` cannot help there (alembic fails on the unknown id), so the message
+    says to upgrade canary instead.
+    """
+    if revision is None or revision in known_revisions():
+        return
+    raise StoreError(
+        f"the database {where} is at revision {revision}, newer than this canary knows "
+        f"(head {head_revision()}); upgrade canary (`pip install -U canary`)"
+    )
 
 
 def upgrade(url: str, revision: str = "head") -> None:
@@ -161,13 +193,8 @@ def _check_schema(engine: Engine, *, auto_create: bool) -> None:
     head = head_revision()
     if revision == head:
         return
-    known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
-    if revision is None or revision in known:
-        raise StoreError(
-            f"database {where} is at schema revision {revision or 'base'} but this canary needs "
-            f"{head}; run `canary db upgrade`"
-        )
+    check_known_revision(revision, where)
     raise StoreError(
-        f"database {where} is at schema revision {revision}, newer than this canary knows "
-        f"(head {head}); upgrade canary (`pip install -U canary`)"
+        f"database {where} is at schema revision {revision or 'base'} but this canary needs "
+        f"{head}; run `canary db upgrade`"
     )

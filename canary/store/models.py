@@ -125,14 +125,14 @@ class RunRow(Base):
     """One round: a suite sent to a selection of endpoints under one load shape."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index(None, "started_at"),)
+    __table_args__ = (Index(None, "started_at"), Index(None, "status"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="running")
-    """running, completed, aborted (interrupted), failed."""
+    """running, completed, aborted (interrupted), failed, abandoned (its process died)."""
     trigger: Mapped[str] = mapped_column(String(32), default="cli")
     load_shape: Mapped[str] = mapped_column(String(32), default="probe")
     selection: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
@@ -140,6 +140,12 @@ class RunRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When the alert monitors consumed this run (set once, in the same transaction)."""
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The process running the round on `host`: how `canary runs` tells a dead run."""
+    pid_started: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """That process's start, in clock ticks since boot (Linux), so a reused pid is not it."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """The running process's last sign of life; a stale one means the run was abandoned."""
 
 
 class ResultRow(Base):

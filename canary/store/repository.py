@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -23,8 +22,9 @@ from canary.config.fleet import EndpointConfig
 from canary.config.selection import labels_match
 from canary.errors import NotFoundError, StoreError
 from canary.probes.model import Suite
-from canary.records import ResultRecord, TokenLogprob
+from canary.records import ResultRecord
 from canary.store.engine import SQLITE_IMMEDIATE, redact
+from canary.store.liveness import mark_abandoned_runs, record_heartbeat, this_process
 from canary.store.models import (
     CohortRow,
     EndpointRow,
@@ -34,10 +34,12 @@ from canary.store.models import (
     SuiteRow,
     utcnow,
 )
+from canary.store.rows import result_row
 from canary.store.views import RunSummary, StoredResult, fetch_results, run_summaries
 
-#: Statuses a run can end in (`running` is the status while it goes on).
-FINAL_STATUSES = ("completed", "aborted", "failed")
+#: Statuses a run can end in (`running` is the status while it goes on; `abandoned`: its
+#: process died, see `canary.store.liveness`).
+FINAL_STATUSES = ("completed", "aborted", "failed", "abandoned")
 
 
 def cohort_fingerprint(labels: Mapping[str, str]) -> str:
@@ -140,7 +142,8 @@ class Store:
         selection: Mapping[str, Any] | None = None,
         note: str | None = None,
     ) -> int:
-        """Open a run of `suite_id` (status `running`); returns runs.id."""
+        """Open a run of `suite_id` (status `running`, owned by this process); returns runs.id."""
+        me, now = this_process(), utcnow()
         with self.write_transaction() as conn:
             if conn.execute(select(SuiteRow.id).where(SuiteRow.id == suite_id)).first() is None:
                 raise NotFoundError(f"no suite with id {suite_id}; register it with register_suite")
@@ -148,12 +151,15 @@ class Store:
                 insert(RunRow)
                 .values(
                     suite_id=suite_id,
-                    started_at=utcnow(),
+                    started_at=now,
                     status="running",
                     trigger=trigger,
                     load_shape=load_shape,
                     selection=dict(selection or {}),
-                    host=socket.gethostname(),
+                    host=me.host,
+                    pid=me.pid,
+                    pid_started=me.started,
+                    heartbeat_at=now,
                     note=note,
                 )
                 .returning(RunRow.id)
@@ -172,12 +178,25 @@ class Store:
         if done.rowcount == 0:
             raise NotFoundError(f"no run with id {run_id}; list runs with `canary runs`")
 
+    def heartbeat(self, run_id: int, *, now: datetime | None = None) -> bool:
+        """Tell other processes this run's process is alive; False once the run has ended."""
+        with self.write_transaction() as conn:
+            return record_heartbeat(conn, run_id, now or utcnow())
+
+    def mark_abandoned_runs(self, *, now: datetime | None = None) -> list[int]:
+        """Close `running` runs whose process died as `abandoned`; returns their ids."""
+        return mark_abandoned_runs(self, now or utcnow())
+
     # --- results ---------------------------------------------------------------------------
 
     def save_results(
         self, run_id: int, suite_id: int, records: Sequence[ResultRecord]
     ) -> list[int]:
-        """Store a batch of results in one transaction (all or none); returns their ids."""
+        """Store a batch of results in one transaction (all or none); returns their ids.
+
+        Endpoint text is made storable on the way in (`canary.store.rows`); a record holding a value
+        of the wrong type raises `StoreError`, so the caller can store it as an error instead.
+        """
         if not records:
             return []
         with self.write_transaction() as conn:
@@ -219,16 +238,22 @@ class Store:
                         "record times with datetime.now(UTC)"
                     )
             cohorts = _cohort_ids(conn, [r.labels for r in records])
-            rows = [
-                _result_row(
-                    r,
-                    run_id,
-                    probes[r.probe_id],
-                    endpoints[r.endpoint],
-                    cohorts[cohort_fingerprint(r.labels)],
-                )
-                for r in records
-            ]
+            rows = []
+            for r in records:
+                try:
+                    row = result_row(
+                        r,
+                        run_id,
+                        probes[r.probe_id],
+                        endpoints[r.endpoint],
+                        cohorts[cohort_fingerprint(r.labels)],
+                    )
+                except TypeError as exc:
+                    raise StoreError(
+                        f"result for probe {r.probe_id!r} of endpoint {r.endpoint!r} cannot be "
+                        f"stored: {exc}"
+                    ) from None
+                rows.append(row)
             try:
                 ids = conn.execute(
                     insert(ResultRow).returning(ResultRow.id, sort_by_parameter_order=True), rows
@@ -335,42 +360,3 @@ def _cohort_ids(conn: Connection, label_sets: Sequence[Mapping[str, str]]) -> di
             ).all()
         )
     return known
-
-
-def _clean_text(value: str | None, limit: int | None = None) -> str | None:
-    # PostgreSQL rejects NUL in text and over-long VARCHARs; a broken endpoint's reply must
-    # not cost the batch, and both backends must store the same thing.
-    if value is None:
-        return None
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    return value[:limit] if limit else value
-
-
-def _token_json(t: TokenLogprob) -> dict[str, Any]:
-    return {"token": t.token, "logprob": t.logprob, "top": t.top, "token_id": t.token_id}
-
-
-def _result_row(
-    r: ResultRecord, run_id: int, probe_id: int, endpoint_id: int, cohort_id: int
-) -> dict[str, Any]:
-    tokens = None if r.tokens is None else [_token_json(t) for t in r.tokens]
-    return {
-        "run_id": run_id,
-        "probe_id": probe_id,
-        "endpoint_id": endpoint_id,
-        "cohort_id": cohort_id,
-        "session_id": r.session_id,
-        "repeat_index": r.repeat_index,
-        "started_at": r.started_at,
-        "latency_ms": r.latency_ms,
-        "attempts": r.attempts,
-        "status_code": r.status_code,
-        "error_kind": r.error_kind,
-        "error_detail": _clean_text(r.error_detail),
-        "served_by": _clean_text(r.served_by, 255),
-        "request": r.request,
-        "output_text": _clean_text(r.output_text),
-        "finish_reason": _clean_text(r.finish_reason, 32),
-        "response": {"tokens": tokens, "usage": r.usage, "headers": dict(r.response_headers)},
-    }

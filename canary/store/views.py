@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from canary.records import TokenLogprob
+from canary.records import TokenLogprob, finite_logprob
 from canary.store.models import (
     CohortRow,
     EndpointRow,
@@ -54,6 +54,11 @@ class RunSummary:
     """Results with an `error_kind` (the request failed or its body could not be parsed)."""
     endpoints: list[str]
     """Names of the endpoints with at least one stored result, sorted."""
+    host: str = ""
+    pid: int | None = None
+    """The process that ran (or runs) the round, on `host`."""
+    heartbeat_at: datetime | None = None
+    """Its last sign of life: an `abandoned` run finished then."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -112,19 +117,35 @@ class StoredResult:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
-def tokens_from_json(raw: list[dict[str, Any]] | None) -> list[TokenLogprob] | None:
-    """Rebuild the token list stored in `results.response["tokens"]`."""
-    if raw is None:
+def tokens_from_json(raw: Any) -> list[TokenLogprob] | None:
+    """Rebuild the token list stored in `results.response["tokens"]`.
+
+    Tolerant of rows written before every logprob was checked: a chosen-token logprob that is
+    null or not a number reads back as None (missing), such an alternative is left out of
+    `top`, and a position that is not an object reads as an empty token. A stored row must
+    never make every later scoring pass fail.
+    """
+    if not isinstance(raw, list):
         return None
-    return [
-        TokenLogprob(
-            token=t["token"],
-            logprob=t.get("logprob"),
-            top=dict(t.get("top") or {}),
-            token_id=t.get("token_id"),
-        )
-        for t in raw
-    ]
+    return [_token_from_json(t) for t in raw]
+
+
+def _token_from_json(t: Any) -> TokenLogprob:
+    if not isinstance(t, dict):
+        return TokenLogprob(token="", logprob=None)
+    token = t.get("token")
+    top = t.get("top")
+    token_id = t.get("token_id")
+    return TokenLogprob(
+        token=token if isinstance(token, str) else "" if token is None else str(token),
+        logprob=finite_logprob(t.get("logprob")),
+        top={
+            str(k): value
+            for k, v in (top.items() if isinstance(top, dict) else ())
+            if (value := finite_logprob(v)) is not None
+        },
+        token_id=token_id if isinstance(token_id, int) and not isinstance(token_id, bool) else None,
+    )
 
 
 _RESULT_COLUMNS = (
@@ -173,14 +194,17 @@ def fetch_results(
     results = []
     for row in rows:
         fields = dict(row)
-        response = fields.pop("response") or {}
+        response = fields.pop("response")
+        if not isinstance(response, dict):
+            response = {}
         fields["probe_id"] = fields.pop("probe_key")
+        headers = response.get("headers")
         results.append(
             StoredResult(
                 **fields,
                 tokens=tokens_from_json(response.get("tokens")),
                 usage=response.get("usage"),
-                response_headers=dict(response.get("headers") or {}),
+                response_headers=dict(headers) if isinstance(headers, dict) else {},
                 scores=scores.get(row["id"], []),
             )
         )
@@ -223,6 +247,9 @@ def run_summaries(
             RunRow.load_shape,
             RunRow.started_at,
             RunRow.finished_at,
+            RunRow.host,
+            RunRow.pid,
+            RunRow.heartbeat_at,
         )
         .join(SuiteRow, SuiteRow.id == RunRow.suite_id)
         .where(*where)
@@ -262,6 +289,9 @@ def run_summaries(
             n_results=counts.get(run.id, (0, 0))[0],
             n_errors=counts.get(run.id, (0, 0))[1],
             endpoints=names.get(run.id, []),
+            host=run.host,
+            pid=run.pid,
+            heartbeat_at=run.heartbeat_at,
         )
         for run in runs
     ]

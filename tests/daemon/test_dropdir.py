@@ -112,3 +112,110 @@ def test_cli_ingest_reports_and_exits_3_on_a_failed_file(drop: Path) -> None:
     assert rows["a.json"]["status"] == "processed"
     assert rows["a.json"]["changes"][0]["id"] == "deploy-1"
     assert rows["b.json"]["status"] == "failed"
+
+
+def refuse_in_database(store: Store, change_id: str) -> None:
+    """A real database that refuses one insert: a trigger, as a constraint added later would."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON changes "
+                    f"WHEN NEW.change_id = '{change_id}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+                )
+            )
+            return
+        conn.execute(
+            text(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.change_id = '{change_id}' THEN RAISE EXCEPTION 'refused by a trigger'; "
+                "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON changes "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        )
+
+
+def test_poison_files_move_to_failed_and_never_block_the_good_ones(
+    any_db_url: str, drop: Path
+) -> None:
+    from canary.store import open_store
+
+    store = open_store(any_db_url)
+    refuse_in_database(store, "db-refuses-this")
+    poison = {
+        "a-deep.json": "[" * 100_000 + "]" * 100_000,
+        "b-deep.yaml": "[" * 20_000 + "]" * 20_000,
+        "c-nested.json": json.dumps({**GOOD, "id": "n", "note": [[[[[[[[[["x"]]]]]]]]]]}),
+        "d-not-utf8.json": b'{"id": "caf\xe9", "kind": "deploy"}',
+        "e-refused.json": json.dumps({"id": "db-refuses-this", "kind": "lb"}),
+        "f-aliases.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+        + "id: bomb\nkind: lb\n",
+    }
+    for name, content in poison.items():
+        path = drop / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    # Good files sort after the poison; hostile but storable text is stored, replaced.
+    write(drop, "x-good.json", GOOD)
+    (drop / "y-surrogate.json").write_text(
+        '{"id": "deploy-\\ud800", "kind": "deploy", "note": "nul \\u0000 here"}', encoding="utf-8"
+    )
+    try:
+        outcomes = {o.name: o for o in ingest_change_files(store, drop)}
+        assert {n for n, o in outcomes.items() if o.status == "failed"} == set(poison)
+        assert {n for n, o in outcomes.items() if o.status == "processed"} == {
+            "x-good.json",
+            "y-surrogate.json",
+        }
+        for name in poison:
+            assert (drop / "failed" / name).is_file()
+            reason = (drop / "failed" / f"{name}.error").read_text(encoding="utf-8")
+            assert reason.startswith(f"{name}: ") and reason.count("\n") == 1, reason
+            assert "Traceback" not in reason and len(reason) <= 501
+        assert "refused it" in (outcomes["e-refused.json"].error or "")
+        stored = {c.change_id: c for c in list_changes(store)}
+        assert set(stored) == {"deploy-1", "deploy-\ufffd"}
+        assert stored["deploy-\ufffd"].note == "nul \ufffd here"
+        assert pending_names(drop) == []
+        assert ingest_change_files(store, drop) == [], "nothing is left to fail again"
+    finally:
+        store.close()
+
+
+def pending_names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.is_file())
+
+
+def test_an_unreachable_database_leaves_the_file_for_the_next_poll(
+    tmp_path: Path, drop: Path
+) -> None:
+    import shutil
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from canary.store import open_store
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    store = open_store(f"sqlite:///{folder / 'canary.db'}")
+    write(drop, "deploy.json", GOOD)
+    store.engine.dispose()
+    shutil.rmtree(folder)
+    with pytest.raises(SQLAlchemyError):
+        ingest_change_files(store, drop)
+    assert pending_names(drop) == ["deploy.json"]
+    assert not (drop / "failed").exists()

@@ -123,3 +123,57 @@ def test_orphaned_slots_outbox_and_firing_alerts(store: Store) -> None:
 
     late = by_name(run_checks(db=store.url, now=NOW + timedelta(hours=1)))["outbox"]
     assert late.status == "fail"
+
+
+def test_recently_failed_slots_fail_doctor_naming_schedule_count_and_where_to_look(
+    daemon_file: DaemonFile, store: Store
+) -> None:
+    add_slot(store, "tiny", "done", finished_ago=timedelta(minutes=1))
+    healthy = run_checks(config=daemon_file(), db=store.url, now=NOW)
+    assert by_name(healthy)["failed slots"].detail == "none recently"
+    assert exit_code(healthy) == ExitCode.OK
+
+    for minutes in (2, 7):
+        add_slot(
+            store,
+            "tiny",
+            "failed",
+            finished_ago=timedelta(minutes=minutes),
+            error="IntegrityError: (sqlite3.IntegrityError) refused\n[SQL: INSERT …]",
+        )
+    add_slot(store, "tiny", "failed", finished_ago=timedelta(hours=3), error="long ago")
+    checks = run_checks(config=daemon_file(), db=store.url, now=NOW)
+    failed = by_name(checks)["failed slots"]
+    assert (failed.status, failed.area) == ("fail", "daemon")
+    assert failed.detail == (
+        "tiny: 2 failed in the last 1h 0m "
+        "(IntegrityError: (sqlite3.IntegrityError) refused [SQL: INSERT …])"
+    )
+    assert "daemon's log" in failed.fix and "slot tiny@" in failed.fix
+    assert by_name(checks)["last run tiny"].status == "ok", "the schedule still runs"
+    assert exit_code(checks) == ExitCode.DATA
+
+    later = by_name(run_checks(config=daemon_file(), db=store.url, now=NOW + timedelta(hours=2)))
+    assert later["failed slots"].status == "ok", "old failures no longer fail doctor"
+
+
+def test_doctor_exits_non_zero_on_a_failed_slot(store: Store) -> None:
+    from typer.testing import CliRunner
+
+    from canary.store.models import utcnow
+    from tests.doctor.helpers import app
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(ScheduleSlotRow).values(
+                schedule="topk",
+                slot_at=utcnow() - timedelta(minutes=5),
+                status="failed",
+                owner="host:1:abc",
+                lease_until=utcnow(),
+                error="TypeError: boom",
+            )
+        )
+    result = CliRunner().invoke(app, ["doctor", "--db", store.url])
+    assert result.exit_code == ExitCode.DATA, result.output
+    assert "topk: 1 failed in the last 1h 0m (TypeError: boom)" in result.output

@@ -17,9 +17,9 @@ import regex
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
+from canary.records import ResultRecord
 from canary.reports import Report, build_report, render_html
 from canary.reports.html import script_json
-from canary.records import ResultRecord
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.changes import record_change

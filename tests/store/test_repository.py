@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 from canary.errors import NotFoundError, StoreError
 from canary.records import ResultRecord, TokenLogprob
@@ -235,7 +235,8 @@ def test_broken_endpoint_output_is_stored_not_lost(store: Store) -> None:
     [result_id] = store.save_results(run_id, suite_id, [weird])
     stored = store.get_result(result_id)
     assert stored.output_text == "a\ufffdb"
-    assert stored.tokens == [TokenLogprob("a", None, {"a": None})]  # type: ignore[dict-item]
+    # A non-finite logprob is missing (None); an alternative without a finite value is dropped.
+    assert stored.tokens == [TokenLogprob("a", None, {})]
     assert stored.served_by == "x" * 255 and stored.finish_reason == "f" * 32
 
 
@@ -276,18 +277,37 @@ def test_list_runs_newest_first_and_by_suite(store: Store) -> None:
 
 
 def test_ten_thousand_results_in_one_call(store: Store) -> None:
-    """Bulk insert with RETURNING: 10k results must not take a row-at-a-time round trip."""
-    import time
+    """Bulk insert with RETURNING: 10k results must not take a row-at-a-time round trip.
 
+    Counted in statements the database receives, not seconds (`benchmarks/` has the speed).
+    """
     run_id, suite_id = open_run(store)
     records = batch(10_000)
-    began = time.perf_counter()
-    ids = store.save_results(run_id, suite_id, records)
-    elapsed = time.perf_counter() - began
+    inserts: list[str] = []
+    commits: list[object] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO RESULTS"):
+            inserts.append(statement)
+
+    def committed(conn: Any) -> None:
+        commits.append(conn)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    event.listen(store.engine, "commit", committed)
+    try:
+        ids = store.save_results(run_id, suite_id, records)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+        event.remove(store.engine, "commit", committed)
     assert len(set(ids)) == 10_000 and ids == sorted(ids)
     assert store.get_result(ids[-1]).repeat_index == 9_999
     assert store.get_run(run_id).n_results == 10_000
-    assert elapsed < 60, f"10k results took {elapsed:.1f} s"
+    assert len(commits) == 1, "one batch, one transaction"
+    if store.engine.dialect.name == "postgresql":
+        # Over the network: multi-row INSERT … RETURNING pages (~1,000 rows), never row by row.
+        # (SQLite is in-process, where SQLAlchemy runs one INSERT per row: no round trips.)
+        assert 1 <= len(inserts) <= 50, f"{len(inserts)} INSERT statements for 10k results"
 
 
 def test_stored_result_is_frozen(store: Store) -> None:
