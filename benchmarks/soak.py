@@ -40,10 +40,10 @@ from rich.table import Table
 from sqlalchemy import func, select, text
 
 from canary.compare.baselines import capture_baseline
-from canary.compare.selectors import ResultFilter
 from canary.config.fleet import FleetConfig
 from canary.daemon.config import DaemonConfig
 from canary.daemon.service import Daemon, SlotOutcome
+from canary.records import ResultFilter
 from canary.sim.embedded import default_sim_fleet_path, embedded_fleet, fleet_config_for
 from canary.sim.fleetconfig import load_sim_fleet
 from canary.store import Store, open_store

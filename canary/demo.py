@@ -55,9 +55,9 @@ def run_demo(
 
     from canary.alerts.queries import list_alerts
     from canary.compare.baselines import capture_baseline
-    from canary.compare.selectors import ResultFilter
     from canary.daemon.config import DaemonConfig
     from canary.daemon.service import Daemon
+    from canary.records import ResultFilter
     from canary.sim.embedded import embedded_fleet
     from canary.store import open_store
     from canary.store.changes import record_change

@@ -84,3 +84,25 @@ class ResultRecord:
     @property
     def ok(self) -> bool:
         return self.error_kind is None
+
+
+@dataclass(frozen=True)
+class ResultFilter:
+    """Which stored results a side of a comparison covers."""
+
+    run_ids: tuple[int, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.run_ids:
+            parts.append("runs " + ",".join(map(str, self.run_ids)))
+        if self.labels:
+            parts.append(",".join(f"{k}={v}" for k, v in sorted(self.labels.items())))
+        if self.since or self.until:
+            start = self.since.isoformat(timespec="seconds") if self.since else "…"
+            end = self.until.isoformat(timespec="seconds") if self.until else "now"
+            parts.append(f"{start} .. {end}")
+        return "; ".join(parts) or "all results"

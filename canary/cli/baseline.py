@@ -40,9 +40,9 @@ def capture(
     Choose the results with --run, or --since/--until, narrowed by --select label=value.
     """
     from canary.compare.baselines import capture_baseline
-    from canary.compare.selectors import ResultFilter
     from canary.config.selection import parse_label_filters
     from canary.errors import ConfigError
+    from canary.records import ResultFilter
     from canary.store import open_store
     from canary.timespec import parse_time
 

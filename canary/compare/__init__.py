@@ -18,7 +18,8 @@ from canary.compare.baselines import (
 )
 from canary.compare.gate import Comparison, NotComparable, compare
 from canary.compare.run import run_compare
-from canary.compare.selectors import ResultFilter, Selector, parse_selector
+from canary.compare.selectors import Selector, parse_selector
+from canary.records import ResultFilter
 
 __all__ = [
     "Aggregate",

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement as Col
 
-from canary.compare.selectors import ResultFilter
+from canary.records import ResultFilter
 from canary.stats import DEFAULT_BINNING, Binning, MetricPolicy
 from canary.store import Store
 from canary.store.models import CohortRow, ProbeRow, ResultRow, ScoreRow, SuiteRow

@@ -18,8 +18,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from canary.compare.aggregate import Aggregate
-from canary.compare.selectors import ResultFilter
 from canary.errors import ConfigError, NotFoundError
+from canary.records import ResultFilter
 from canary.store import Store
 from canary.store.models import BaselineRow, utcnow
 

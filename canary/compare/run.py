@@ -16,8 +16,9 @@ from canary.compare.aggregate import (
     aggregate,
 )
 from canary.compare.gate import Comparison, compare
-from canary.compare.selectors import ResultFilter, Role, Selector, change_window, parse_selector
+from canary.compare.selectors import Role, Selector, change_window, parse_selector
 from canary.errors import ConfigError
+from canary.records import ResultFilter
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
 from canary.store import Store
 from canary.store.models import ResultRow, ScoreRow

@@ -13,37 +13,16 @@ Grammar (one selector per option):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from canary.config.selection import parse_label_filters
 from canary.errors import ConfigError
+from canary.records import ResultFilter
 from canary.timespec import parse_time
 
 Role = Literal["before", "after"]
-
-
-@dataclass(frozen=True)
-class ResultFilter:
-    """Which stored results a side of a comparison covers."""
-
-    run_ids: tuple[int, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.run_ids:
-            parts.append("runs " + ",".join(map(str, self.run_ids)))
-        if self.labels:
-            parts.append(",".join(f"{k}={v}" for k, v in sorted(self.labels.items())))
-        if self.since or self.until:
-            start = self.since.isoformat(timespec="seconds") if self.since else "…"
-            end = self.until.isoformat(timespec="seconds") if self.until else "now"
-            parts.append(f"{start} .. {end}")
-        return "; ".join(parts) or "all results"
 
 
 @dataclass(frozen=True)

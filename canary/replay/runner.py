@@ -43,9 +43,9 @@ class ReplayRun:
 def run_scenario(store: Store, scenario: Scenario, *, progress: Progress = print) -> ReplayRun:
     """Replay ``scenario`` against a fresh simulated fleet, storing everything in ``store``."""
     from canary.compare.baselines import capture_baseline
-    from canary.compare.selectors import ResultFilter
     from canary.daemon.config import DaemonConfig
     from canary.daemon.service import Daemon
+    from canary.records import ResultFilter
     from canary.sim.embedded import embedded_fleet
     from canary.store.changes import record_change
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from canary.alerts.model import Alert
 from canary.compare.aggregate import ERROR_RATE, cohort_key
-from canary.compare.selectors import ResultFilter
 from canary.errors import ConfigError
+from canary.records import ResultFilter
 from canary.reports.evidence import collect_evidence
 from canary.reports.grid import Grid, build_grid
 from canary.reports.model import AlertGroup, ImpactRow, Report

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from canary.compare.aggregate import ERROR_RATE, CohortData
-from canary.compare.selectors import ResultFilter
+from canary.records import ResultFilter
 from canary.reports import spans as locate
 from canary.reports.model import Cell, EvidenceSample, Span
 from canary.stats import MetricPolicy

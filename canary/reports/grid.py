@@ -32,8 +32,8 @@ from datetime import datetime
 from canary.alerts.model import OPEN_ALERT_STATUSES, Alert
 from canary.compare.aggregate import ERROR_RATE, Aggregate, CohortData, aggregate, cohort_key
 from canary.compare.gate import NotComparable, compare
-from canary.compare.selectors import ResultFilter
 from canary.errors import NotFoundError
+from canary.records import ResultFilter
 from canary.reports.model import Cell, CellStatus, Cohort
 from canary.reports.queries import MonitorView, live_monitors, run_series
 from canary.stats import MetricPolicy, MetricVerdict, evaluate

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from canary.compare.aggregate import aggregate
-from canary.compare.selectors import ResultFilter
+from canary.records import ResultFilter
 from canary.reports.model import PoolTest
 from canary.stats import MetricPolicy, compare_rates
 from canary.stats.multiple import holm_adjust

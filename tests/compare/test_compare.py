@@ -18,9 +18,9 @@ from canary.compare import (
     run_compare,
     save_baseline,
 )
-from canary.compare.selectors import ResultFilter
 from canary.errors import ConfigError
 from canary.probes.model import Probe, Suite
+from canary.records import ResultFilter
 from canary.stats import DEFAULT_POLICIES
 from canary.store import Store
 from canary.store.changes import record_change

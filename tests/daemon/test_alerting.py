@@ -13,10 +13,10 @@ import pytest
 from canary.alerts.engine import evaluate_run
 from canary.alerts.queries import list_alerts
 from canary.compare.baselines import capture_baseline
-from canary.compare.selectors import ResultFilter
 from canary.config.fleet import FleetConfig
 from canary.daemon.config import DaemonConfig
 from canary.daemon.service import Daemon
+from canary.records import ResultFilter
 from canary.store import Store, open_store
 from canary.store.changes import record_change
 from tests.alerts.helpers import Receiver

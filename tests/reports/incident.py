@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from canary.compare.baselines import capture_baseline
-from canary.compare.selectors import ResultFilter
 from canary.config.fleet import FleetConfig
 from canary.daemon.config import DaemonConfig
 from canary.daemon.service import Daemon
+from canary.records import ResultFilter
 from canary.store import Store
 from canary.store.changes import record_change
 
