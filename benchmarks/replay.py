@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from canary.replay import analyse, load_scenario, run_scenario
-from canary.replay.render import render_report
+from canary.replay.render import render_markdown, render_report
 from canary.store import open_store
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -47,7 +47,7 @@ def main() -> None:
     render_report(report, console)
     if args.update_readme:
         text = README.read_text(encoding="utf-8")
-        block = f"{BEGIN}\n{report.to_markdown()}\n{END}"
+        block = f"{BEGIN}\n{render_markdown(report)}\n{END}"
         updated, count = re.subn(re.escape(BEGIN) + ".*?" + re.escape(END), block, text, flags=re.S)
         if count != 1:
             raise SystemExit(f"README.md needs exactly one {BEGIN} … {END} block")

@@ -39,11 +39,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select, text
 
-from canary.compare.baselines import capture_baseline
 from canary.config.fleet import FleetConfig
-from canary.daemon.config import DaemonConfig
-from canary.daemon.service import Daemon, SlotOutcome
-from canary.records import ResultFilter
+from canary.daemon.service import SlotOutcome
+from canary.replay import baseline_then_alerting
 from canary.sim.embedded import default_sim_fleet_path, embedded_fleet, fleet_config_for
 from canary.sim.fleetconfig import load_sim_fleet
 from canary.store import Store, open_store
@@ -140,22 +138,6 @@ def main() -> None:
     store = open_store(args.db or f"sqlite:///{tmp}/soak.db")
     console = Console()
     with embedded_fleet() if args.fleet_in_process else child_fleet() as fleet:
-        warmup = Daemon(
-            DaemonConfig.model_validate({"sim": True, "schedules": schedules("1h")}), fleet, store
-        )
-        start = datetime.now(UTC)
-        for hour in range(2):
-            warmup.tick(start - timedelta(hours=5 - hour))
-        capture_baseline(store, "soak", ResultFilter(), ("endpoint", "load"), note="warm-up")
-        config = DaemonConfig.model_validate(
-            {
-                "sim": True,
-                "schedules": schedules(args.every),
-                "alerts": {"baseline": "soak"},
-                "sinks": [{"type": "webhook", "url": "http://127.0.0.1:9/unreachable"}],
-                "retention": {"raw_output_days": 30},
-            }
-        )
         slots: list[SlotOutcome] = []
         lock = threading.Lock()
 
@@ -163,7 +145,23 @@ def main() -> None:
             with lock:
                 slots.append(outcome)
 
-        daemon = Daemon(config, fleet, store, on_slot=on_slot)
+        start = datetime.now(UTC)
+        daemon = baseline_then_alerting(
+            store,
+            fleet,
+            [start - timedelta(hours=5 - hour) for hour in range(2)],
+            healthy={"sim": True, "schedules": schedules("1h")},
+            alerting={
+                "sim": True,
+                "schedules": schedules(args.every),
+                "sinks": [{"type": "webhook", "url": "http://127.0.0.1:9/unreachable"}],
+                "retention": {"raw_output_days": 30},
+            },
+            baseline="soak",
+            note="warm-up",
+            on_slot=on_slot,
+        )
+        config = daemon.config
         rss0, bytes0, rows0 = rss_mib(), db_bytes(store), counts(store)
         samples: list[Sample] = []
         began = time.monotonic()

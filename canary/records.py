@@ -23,6 +23,10 @@ ERROR_KINDS = (
     "transport",  # any other transport failure
 )
 
+#: The metric computed from results themselves (an error instead of an answer), not from
+#: detector scores: the store counts it from ``error_kind``, so it lives below the store.
+ERROR_RATE = "error_rate"
+
 
 def finite_logprob(value: object) -> float | None:
     """`value` as a finite float, or None when it is missing, not a number, NaN or ±Infinity.

@@ -11,14 +11,30 @@ so both score lower than the change the regression followed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import Connection, case, distinct, func, select
-
-from canary.compare.aggregate import ERROR_RATE
 from canary.stats.sequential import bernoulli_kl
-from canary.store.models import ChangeRow, ResultRow, ScoreRow
+
+
+class _Change(Protocol):
+    @property
+    def change_id(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+class AttributionReader(Protocol):
+    """What attribution reads: the store's alert transaction provides it."""
+
+    def changes_between(self, since: datetime, until: datetime) -> Sequence[_Change]: ...
+
+    def counts_since(
+        self, cohort_id: int, metric: str, since: datetime, until: datetime
+    ) -> tuple[int, int]: ...
 
 
 def change_touches(change_labels: Mapping[str, str], cohort_labels: Mapping[str, str]) -> bool:
@@ -38,7 +54,7 @@ def change_touches(change_labels: Mapping[str, str], cohort_labels: Mapping[str,
 
 
 def attribute_change(
-    conn: Connection,
+    reader: AttributionReader,
     *,
     cohort_id: int,
     labels: Mapping[str, str],
@@ -50,42 +66,14 @@ def attribute_change(
 ) -> tuple[str, datetime] | None:
     """The id and time of the recorded change that best explains the regression, or None."""
     candidates = [
-        (change_id, at)
-        for change_id, at, change_labels in conn.execute(
-            select(ChangeRow.change_id, ChangeRow.at, ChangeRow.labels).where(
-                ChangeRow.at >= onset - window, ChangeRow.at <= fired_at
-            )
-        )
-        if change_touches(change_labels, labels)
+        (change.change_id, change.at)
+        for change in reader.changes_between(onset - window, fired_at)
+        if change_touches(change.labels, labels)
     ]
     best: tuple[float, datetime, str] | None = None
     for change_id, at in candidates:
-        k, n = counts_since(conn, cohort_id, metric, at, fired_at)
+        k, n = reader.counts_since(cohort_id, metric, at, fired_at)
         glr = n * bernoulli_kl(k / n, p0) if n and k / n > p0 else 0.0
         if glr > 0 and (best is None or (glr, at) > (best[0], best[1])):
             best = (glr, at, change_id)
     return (best[2], best[1]) if best else None
-
-
-def counts_since(
-    conn: Connection, cohort_id: int, metric: str, since: datetime, until: datetime
-) -> tuple[int, int]:
-    """(flagged, scored) sessions of a cohort × metric in [since, until]: the monitors' unit."""
-    window = [
-        ResultRow.cohort_id == cohort_id,
-        ResultRow.started_at >= since,
-        ResultRow.started_at <= until,
-    ]
-    sessions = func.count(distinct(ResultRow.session_id))
-    if metric == ERROR_RATE:
-        flag = case((ResultRow.error_kind.is_not(None), ResultRow.session_id))
-        n, k = conn.execute(select(sessions, func.count(distinct(flag))).where(*window)).one()
-    else:
-        flag = case((ScoreRow.flagged.is_(True), ResultRow.session_id))
-        n, k = conn.execute(
-            select(sessions, func.count(distinct(flag)))
-            .select_from(ResultRow)
-            .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
-            .where(*window, ScoreRow.metric == metric)
-        ).one()
-    return int(k or 0), int(n or 0)

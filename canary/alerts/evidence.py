@@ -1,71 +1,32 @@
-"""The stored outputs behind an alert: flagged results, and short samples for notifications."""
+"""Short samples of the stored outputs behind an alert, for notifications."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-from canary.compare.aggregate import ERROR_RATE
-from canary.store.models import ResultRow, ScoreRow
+    from canary.store.alert_evidence import FlaggedOutput
 
 EXCERPT_CHARS = 240
+#: Samples a notification carries per alert.
+SAMPLES = 3
 
 
-def collect_evidence(
-    conn: Connection,
-    cohort_id: int,
-    metric: str,
-    *,
-    since: datetime | None = None,
-    run_id: int | None = None,
-    limit: int = 20,
-) -> list[int]:
-    """Ids of flagged results of a cohort × metric: the first ``limit`` since the onset."""
-    where = [ResultRow.cohort_id == cohort_id]
-    if since is not None:
-        where.append(ResultRow.started_at >= since)
-    if run_id is not None:
-        where.append(ResultRow.run_id == run_id)
-    if metric == ERROR_RATE:
-        query = select(ResultRow.id).where(*where, ResultRow.error_kind.is_not(None))
-    else:
-        query = (
-            select(ResultRow.id)
-            .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
-            .where(*where, ScoreRow.metric == metric, ScoreRow.flagged.is_(True))
-        )
-    return [
-        int(i) for i in conn.execute(query.order_by(ResultRow.started_at).limit(limit)).scalars()
-    ]
-
-
-def evidence_samples(
-    conn: Connection, result_ids: Sequence[int], metric: str, *, limit: int = 3
-) -> list[dict[str, Any]]:
-    """Up to ``limit`` flagged outputs, each an excerpt and the detector's evidence."""
-    ids = list(result_ids)[:limit]
-    if not ids:
-        return []
-    rows = conn.execute(
-        select(ResultRow.id, ResultRow.output_text, ResultRow.error_kind, ScoreRow.evidence)
-        .outerjoin(ScoreRow, (ScoreRow.result_id == ResultRow.id) & (ScoreRow.metric == metric))
-        .where(ResultRow.id.in_(ids))
-    ).all()
-    by_id = {r.id: r for r in rows}
+def evidence_samples(outputs: Sequence[FlaggedOutput]) -> list[dict[str, Any]]:
+    """Each flagged output as an excerpt and the detector's evidence (a pruned output's error
+    kind, or ``<pruned>``, stands in for its text)."""
     samples = []
-    for result_id in ids:
-        row = by_id.get(result_id)
-        if row is None:
-            continue
-        text = row.output_text if row.output_text is not None else f"<{row.error_kind or 'pruned'}>"
+    for output in outputs:
+        text = output.output_text
+        if text is None:
+            text = f"<{output.error_kind or 'pruned'}>"
         samples.append(
             {
-                "result_id": result_id,
+                "result_id": output.result_id,
                 "excerpt": text[:EXCERPT_CHARS],
-                "evidence": row.evidence,
+                "evidence": output.evidence,
             }
         )
     return samples

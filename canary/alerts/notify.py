@@ -12,25 +12,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
-
-from canary.alerts.evidence import evidence_samples
-from canary.alerts.model import Alert
-from canary.store.changes import find_change
-from canary.store.models import AlertRow
+from canary.alerts.evidence import SAMPLES, evidence_samples
+from canary.alerts.lifecycle import Transition
+from canary.store.alert_values import Alert
 
 if TYPE_CHECKING:
-    from canary.alerts.engine import Transition
+    from canary.store.alerts import AlertTransaction
 
 PAYLOAD_VERSION = 1
 
 
 def notify_groups(
-    conn: Connection, transitions: Sequence[Transition], sink_names: Sequence[str], now: datetime
+    tx: AlertTransaction,
+    transitions: Sequence[Transition],
+    sink_names: Sequence[str],
+    now: datetime,
 ) -> list[int]:
-    """Enqueue the notifications these transitions call for; returns their ids."""
-    from canary.alerts.outbox import enqueue_notification
-
+    """Enqueue the notifications these transitions call for, in the transaction that made
+    them; returns their ids."""
     if not sink_names:
         return []
     groups: dict[str, dict[str, list[int]]] = {}
@@ -41,7 +40,7 @@ def notify_groups(
             groups[key][t.after].append(t.alert_id)
     ids: list[int] = []
     for key, moved in sorted(groups.items()):
-        members = _group_alerts(conn, key)
+        members = tx.group_alerts(key)
         firing = [a for a in members if a.status == "firing"]
         if moved["firing"]:
             status, listed = "firing", firing
@@ -49,23 +48,25 @@ def notify_groups(
             status, listed = "resolved", [a for a in members if a.id in moved["resolved"]]
         else:
             continue
-        payload = build_payload(conn, key, status, listed, now)
-        ids.append(enqueue_notification(conn, payload, list(sink_names)))
+        payload = build_payload(tx, key, status, listed, now)
+        # Stamped with the wall clock, not `now`: deliveries fall due in real time.
+        ids.append(tx.enqueue_notification(payload, list(sink_names)))
     return ids
 
 
 def build_payload(
-    conn: Connection, group_key: str, status: str, alerts: Sequence[Alert], now: datetime
+    tx: AlertTransaction, group_key: str, status: str, alerts: Sequence[Alert], now: datetime
 ) -> dict[str, Any]:
     """The sink-independent notification: the group, its change, its alerts with samples."""
     change = None
     if group_key.startswith("change:"):
-        found = find_change(conn, group_key.removeprefix("change:"))
+        found = tx.find_change(group_key.removeprefix("change:"))
         change = found.to_dict() if found is not None else None
     items = []
     for alert in alerts:
         item = alert.to_dict()
-        item["samples"] = evidence_samples(conn, alert.evidence_ids, alert.metric)
+        outputs = tx.flagged_outputs(alert.evidence_ids[:SAMPLES], alert.metric)
+        item["samples"] = evidence_samples(outputs)
         items.append(item)
     return {
         "version": PAYLOAD_VERSION,
@@ -92,23 +93,3 @@ def summary_line(status: str, alerts: Sequence[Alert], change: dict[str, Any] | 
         f"FIRING: {first.metric} {first.rate:.2%} (baseline ≤ {first.baseline_rate:.2%}) "
         f"on {first.cohort}{more}{cause}"
     )
-
-
-def _group_alerts(conn: Connection, group_key: str) -> list[Alert]:
-    from canary.alerts.queries import alert_from_row
-
-    query = select(AlertRow).where(AlertRow.status.in_(["firing", "resolved"]))
-    if group_key.startswith("change:"):
-        query = query.where(AlertRow.change_id == group_key.removeprefix("change:"))
-    else:
-        query = query.where(
-            AlertRow.fingerprint == group_key.removeprefix("alert:"),
-            AlertRow.change_id.is_(None),
-        )
-    rows = conn.execute(query.order_by(AlertRow.id)).all()
-    # A fingerprint's earlier episodes are history; the group is its latest alert per cohort.
-    latest: dict[str, Alert] = {}
-    for row in rows:
-        alert = alert_from_row(row)
-        latest[alert.fingerprint] = alert
-    return list(latest.values())

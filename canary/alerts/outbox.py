@@ -1,11 +1,11 @@
 """The notification outbox: alert state and the notifications it causes commit together.
 
-The alert engine calls `enqueue_notification` inside the transaction that changes alert state,
-so a crash can lose neither. `deliver_due` then sends what is due, from any number of daemons
-on one database: each delivery is claimed with a lease (`locked_until`) before it is sent,
-outside any transaction, and settled afterwards. Delivery is at least once: a daemon that dies
-after sending but before settling leaves the lease to run out and the delivery to be sent
-again, so receivers should drop repeats by ``notification_id``.
+The alert engine enqueues notifications (`canary.store.outbox`) inside the transaction that
+changes alert state, so a crash can lose neither. `deliver_due` then sends what is due, from any
+number of daemons on one database: each delivery is claimed with a lease (`locked_until`)
+before it is sent, outside any transaction, and settled afterwards. Delivery is at least
+once: a daemon that dies after sending but before settling leaves the lease to run out and the
+delivery to be sent again, so receivers should drop repeats by ``notification_id``.
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
-
 from canary.alerts.sinks.base import DeliveryError, Sink
 from canary.alerts.sinks.text import one_line
 from canary.errors import CanaryError
-from canary.store.models import DeliveryRow, NotificationRow, utcnow
 
 if TYPE_CHECKING:
     from canary.store import Store
+    from canary.store.outbox import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -53,69 +51,6 @@ class DeliveryReport:
     """One line per failed attempt: sink, notification id and what went wrong."""
 
 
-@dataclass(frozen=True)
-class _Claim:
-    id: int
-    sink: str
-    notification_id: int
-    attempts: int
-    created_at: datetime
-    token: datetime
-    """The `locked_until` this claim set: settling checks it, so a lost lease is noticed."""
-    payload: dict[str, Any]
-
-
-def enqueue_notification(
-    conn: Connection,
-    payload: Mapping[str, Any],
-    sink_names: Sequence[str],
-    *,
-    now: datetime | None = None,
-) -> int:
-    """Store a notification and one pending delivery per sink; returns the notification id.
-
-    Runs on the caller's connection and transaction, so the notification commits (or rolls
-    back) with the alert state change that caused it. The stored payload gets its
-    ``notification_id``, which receivers can use to drop repeated deliveries.
-    """
-    for key in ("group_key", "status"):
-        if not payload.get(key):
-            raise ValueError(f"notification payload lacks {key!r}")
-    created = now or utcnow()
-    notification_id = conn.execute(
-        insert(NotificationRow)
-        .values(
-            created_at=created,
-            group_key=str(payload["group_key"]),
-            status=str(payload["status"]),
-            payload={**payload, "notification_id": None},
-        )
-        .returning(NotificationRow.id)
-    ).scalar_one()
-    conn.execute(
-        update(NotificationRow)
-        .where(NotificationRow.id == notification_id)
-        .values(payload={**payload, "notification_id": notification_id})
-    )
-    names = list(dict.fromkeys(sink_names))
-    if names:
-        conn.execute(
-            insert(DeliveryRow),
-            [
-                {
-                    "notification_id": notification_id,
-                    "sink": name,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": created,
-                    "created_at": created,
-                }
-                for name in names
-            ],
-        )
-    return notification_id
-
-
 def deliver_due(
     store: Store,
     sinks: Mapping[str, Sink[Any]],
@@ -130,12 +65,16 @@ def deliver_due(
     each step reads the current time. Failures never raise: they are retried with exponential
     backoff and jitter, or expired after the sink's ``give_up_after_s``.
     """
+    from canary.store.models import utcnow
+    from canary.store.outbox import claim_next
+
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     unconfigured = _warn_unconfigured(store, sinks)
+    leases = {name: sink.lease_s for name, sink in sinks.items()}
     delivered = retried = expired = 0
     errors: list[str] = []
     for _ in range(limit):
-        claim = _claim_next(store, sinks, clock())
+        claim = claim_next(store, leases, clock())
         if claim is None:
             break
         sink = sinks[claim.sink]
@@ -146,7 +85,7 @@ def deliver_due(
             continue
         error = _send(sink, claim)
         if error is None:
-            _settle(store, claim, owner, status="delivered", delivered_at=clock())
+            _settle(store, claim, owner, delivered_at=clock())
             delivered += 1
             continue
         errors.append(f"{claim.sink} notification {claim.notification_id}: {error}")
@@ -161,64 +100,7 @@ def deliver_due(
     return DeliveryReport(delivered, retried, expired, unconfigured, tuple(errors))
 
 
-def pending_deliveries(store: Store) -> int:
-    """Deliveries not yet delivered nor expired (for `doctor` and the daemon's metrics)."""
-    with store.engine.connect() as conn:
-        return count_pending(conn)
-
-
-def count_pending(conn: Connection) -> int:
-    """`pending_deliveries` on a caller's connection (inside its snapshot)."""
-    count = conn.execute(
-        select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status == "pending")
-    ).scalar_one()
-    return int(count)
-
-
-def _claim_next(store: Store, sinks: Mapping[str, Sink[Any]], now: datetime) -> _Claim | None:
-    """Lease the next due delivery to a configured sink, or None when nothing is due.
-
-    On PostgreSQL the candidate row is locked with SKIP LOCKED, so racing daemons take
-    different rows instead of queueing on one; SQLite serialises writers (BEGIN IMMEDIATE).
-    The UPDATE repeats the lease condition, so the claim is exclusive on either database.
-    """
-    if not sinks:
-        return None
-    unleased = or_(DeliveryRow.locked_until.is_(None), DeliveryRow.locked_until < now)
-    with store.write_transaction() as conn:
-        candidate = (
-            select(DeliveryRow)
-            .where(
-                DeliveryRow.status == "pending",
-                DeliveryRow.next_attempt_at <= now,
-                DeliveryRow.sink.in_(list(sinks)),
-                unleased,
-            )
-            .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
-            .limit(1)
-        )
-        if conn.dialect.name == "postgresql":
-            candidate = candidate.with_for_update(skip_locked=True)
-        row = conn.execute(candidate).first()
-        if row is None:
-            return None
-        token = now + timedelta(seconds=sinks[row.sink].lease_s)
-        claimed = conn.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.id == row.id, DeliveryRow.status == "pending", unleased)
-            .values(locked_until=token)
-        ).rowcount
-        if claimed != 1:
-            return None
-        payload = conn.execute(
-            select(NotificationRow.payload).where(NotificationRow.id == row.notification_id)
-        ).scalar_one()
-    return _Claim(
-        row.id, row.sink, row.notification_id, row.attempts, row.created_at, token, payload
-    )
-
-
-def _send(sink: Sink[Any], claim: _Claim) -> str | None:
+def _send(sink: Sink[Any], claim: Claim) -> str | None:
     """Send one delivery; the one-line error (no secrets) or None when it was delivered."""
     try:
         sink.send(claim.payload)
@@ -243,15 +125,26 @@ def _backoff(sink: Sink[Any], attempts: int) -> timedelta:
     return timedelta(seconds=delay * random.uniform(*_JITTER))
 
 
-def _settle(store: Store, claim: _Claim, owner: str, **values: Any) -> None:
+def _settle(
+    store: Store,
+    claim: Claim,
+    owner: str,
+    *,
+    delivered_at: datetime | None = None,
+    next_attempt_at: datetime | None = None,
+    last_error: str | None = None,
+) -> None:
     """Record an attempt's outcome and release the lease, if this daemon still holds it."""
-    with store.write_transaction() as conn:
-        done = conn.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.id == claim.id, DeliveryRow.locked_until == claim.token)
-            .values(attempts=claim.attempts + 1, locked_until=None, **values)
-        ).rowcount
-    if done != 1:
+    from canary.store.outbox import settle
+
+    held = settle(
+        store,
+        claim,
+        delivered_at=delivered_at,
+        next_attempt_at=next_attempt_at,
+        last_error=last_error,
+    )
+    if not held:
         logger.warning(
             "%s: lost the lease on delivery %d (sink %s) while sending; it may be sent twice",
             owner,
@@ -260,13 +153,10 @@ def _settle(store: Store, claim: _Claim, owner: str, **values: Any) -> None:
         )
 
 
-def _expire(store: Store, claim: _Claim, attempts: int, error: str, owner: str) -> None:
-    with store.write_transaction() as conn:
-        conn.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.id == claim.id, DeliveryRow.locked_until == claim.token)
-            .values(status="expired", attempts=attempts, locked_until=None, last_error=error)
-        )
+def _expire(store: Store, claim: Claim, attempts: int, error: str, owner: str) -> None:
+    from canary.store.outbox import expire
+
+    expire(store, claim, attempts, error)
     logger.error(
         "%s: gave up on notification %d to sink %s after %d attempts since %s: %s",
         owner,
@@ -284,13 +174,10 @@ def _warn_unconfigured(store: Store, sinks: Mapping[str, Sink[Any]]) -> int:
     They stay pending: the sink may come back in the next config, or another daemon with a
     different config may have it.
     """
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(DeliveryRow.sink, func.count())
-            .where(DeliveryRow.status == "pending", DeliveryRow.sink.not_in(list(sinks)))
-            .group_by(DeliveryRow.sink)
-        ).all()
-    for name, count in rows:
+    from canary.store.outbox import pending_elsewhere
+
+    counts = pending_elsewhere(store, list(sinks))
+    for name, count in counts.items():
         with _warned_lock:
             if name in _warned_unconfigured:
                 continue
@@ -301,4 +188,4 @@ def _warn_unconfigured(store: Store, sinks: Mapping[str, Sink[Any]]) -> int:
             count,
             name,
         )
-    return sum(int(count) for _, count in rows)
+    return sum(counts.values())

@@ -4,38 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
-
-from canary.alerts.model import Alert
 from canary.config.selection import labels_match
 from canary.errors import NotFoundError
 from canary.store import Store
-from canary.store.models import AlertRow
-
-
-def alert_from_row(row: Any) -> Alert:
-    return Alert(
-        id=row.id,
-        fingerprint=row.fingerprint,
-        labels=dict(row.labels),
-        metric=row.metric,
-        status=row.status,
-        pending_at=row.pending_at,
-        fired_at=row.fired_at,
-        resolved_at=row.resolved_at,
-        onset_at=row.onset_at,
-        change_id=row.change_id,
-        baseline_rate=row.baseline_rate,
-        margin=row.margin,
-        k=row.k,
-        n=row.n,
-        score=row.score,
-        evidence_ids=list(row.evidence_ids or []),
-        impact=row.impact,
-        detail=dict(row.detail or {}),
-    )
+from canary.store.alert_values import Alert
 
 
 def list_alerts(
@@ -52,16 +25,9 @@ def list_alerts(
 
     Pending alerts that cleared without firing are left out unless ``include_cleared``.
     """
-    query = select(AlertRow).order_by(AlertRow.pending_at.desc(), AlertRow.id.desc())
-    if status:
-        query = query.where(AlertRow.status.in_(list(status)))
-    if since is not None:
-        query = query.where((AlertRow.resolved_at.is_(None)) | (AlertRow.resolved_at >= since))
-    if change_id is not None:
-        query = query.where(AlertRow.change_id == change_id)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    alerts = [alert_from_row(r) for r in rows]
+    from canary.store.alerts import fetch_alerts
+
+    alerts = fetch_alerts(store, statuses=status, since=since, change_id=change_id)
     if labels:
         alerts = [a for a in alerts if labels_match(a.labels, labels)]
     if not include_cleared:
@@ -70,8 +36,10 @@ def list_alerts(
 
 
 def get_alert(store: Store, alert_id: int) -> Alert:
-    with store.engine.connect() as conn:
-        row = conn.execute(select(AlertRow).where(AlertRow.id == alert_id)).first()
-    if row is None:
+    """One alert by id; a `NotFoundError` that says how to list them."""
+    from canary.store.alerts import fetch_alert
+
+    alert = fetch_alert(store, alert_id)
+    if alert is None:
         raise NotFoundError(f"no alert {alert_id}; list them with `canary alerts --all`")
-    return alert_from_row(row)
+    return alert

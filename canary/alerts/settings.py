@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from canary.compare.aggregate import Aggregate, MetricData, cohort_key
+from canary.alerts.lifecycle import Rules
+from canary.compare.aggregate import Aggregate, cohort_key
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
 from canary.stats.cusum import CusumRateDetector, arl_for_false_alarms
+from canary.stats.kinds import RateCounts, stat_test
 from canary.stats.sequential import baseline_upper_rate
 from canary.timespec import parse_duration
 
@@ -81,31 +83,37 @@ class AlertSettings:
             return None
         return CusumRateDetector.for_arl(p0, margin, self.arl_rounds)
 
+    def rules_for(self, metric: str) -> Rules:
+        """What the lifecycle of a monitor of ``metric`` needs of these settings."""
+        return Rules(
+            margin=self.policies[metric].margin,
+            resolve_nats=self.resolve_nats,
+            resolve_min_rounds=self.resolve_min_rounds,
+            evidence_limit=self.evidence_limit,
+        )
+
     def baseline_counts(self, labels: Mapping[str, str], metric: str) -> tuple[int, int] | None:
         """(flagged, total) sessions of the matching baseline cohort, else of the whole
         baseline; results for baselines captured before session counts were kept."""
         cohort = self.baseline.cohorts.get(cohort_key(labels, self.baseline.by))
-        if cohort is not None and metric in cohort.metrics and cohort.metrics[metric].n > 0:
-            return _units(cohort.metrics[metric])
+        own = cohort.metrics.get(metric) if cohort is not None else None
+        if isinstance(own, RateCounts) and own.n > 0:
+            return own.units()
         k = n = 0
         for other in self.baseline.cohorts.values():
-            if metric in other.metrics and other.metrics[metric].kind == "rate":
-                dk, dn = _units(other.metrics[metric])
+            data = other.metrics.get(metric)
+            if isinstance(data, RateCounts):
+                dk, dn = data.units()
                 k, n = k + dk, n + dn
         return (k, n) if n else None
-
-
-def _units(data: MetricData) -> tuple[int, int]:
-    if data.session_n:
-        return data.session_k, data.session_n
-    return data.k, data.n
 
 
 def monitored_policies(config: AlertsConfig) -> dict[str, MetricPolicy]:
     """The rate metrics to monitor with their (possibly overridden) margins."""
     from canary.errors import ConfigError
 
-    rates = {m: p for m, p in DEFAULT_POLICIES.items() if p.kind == "rate"}
+    # Every declared metric whose kind counts flags, plugins' included (CUSUM monitors counts).
+    rates = {m: p for m, p in DEFAULT_POLICIES.items() if stat_test(p.kind).counts_flags}
     names = config.metrics if config.metrics is not None else list(rates)
     out: dict[str, MetricPolicy] = {}
     for name in names:

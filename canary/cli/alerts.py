@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.options import DbOption, JsonOption, SelectOption, SinceOption, optional_time
 from canary.cli.output import console, print_json
 from canary.sanitize import one_line
 
@@ -20,24 +20,21 @@ def alerts(
     change: Annotated[
         str | None, typer.Option("--change", help="Only alerts attributed to this change id.")
     ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Alerts open at or after this (e.g. 24h).")
-    ] = None,
+    since: SinceOption = None,
     select: SelectOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """List alerts: cohort, metric, rate against baseline, session impact, change, evidence."""
-    from canary.alerts.model import OPEN_ALERT_STATUSES
     from canary.alerts.queries import list_alerts
     from canary.config.selection import parse_label_filters
     from canary.store import open_store
-    from canary.timespec import parse_time
+    from canary.store.alert_values import OPEN_ALERT_STATUSES
 
     found = list_alerts(
         open_store(db),
         status=None if all_ else list(OPEN_ALERT_STATUSES),
-        since=parse_time(since) if since else None,
+        since=optional_time(since),
         labels=parse_label_filters(select or []),
         change_id=change,
     )

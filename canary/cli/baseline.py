@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.options import (
+    DbOption,
+    JsonOption,
+    RunOption,
+    SelectOption,
+    SinceOption,
+    UntilOption,
+    result_filter,
+)
 from canary.cli.output import console, print_json
 from canary.sanitize import markup_safe, one_line
 
@@ -20,13 +28,9 @@ app = typer.Typer(no_args_is_help=True)
 def capture(
     name: Annotated[str, typer.Argument(help="Name to store the baseline under.")],
     select: SelectOption = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Results since: 48h or an ISO time.")
-    ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Results before this.")] = None,
-    run: Annotated[
-        list[int] | None, typer.Option("--run", help="Results of this run (repeatable).")
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    run: RunOption = None,
     by: Annotated[str, typer.Option("--by", help="Cohort labels, comma-separated.")] = "endpoint",
     note: Annotated[str | None, typer.Option("--note", help="Why this period is healthy.")] = None,
     force: Annotated[
@@ -40,20 +44,12 @@ def capture(
     Choose the results with --run, or --since/--until, narrowed by --select label=value.
     """
     from canary.compare.baselines import capture_baseline
-    from canary.config.selection import parse_label_filters
     from canary.errors import ConfigError
-    from canary.records import ResultFilter
     from canary.store import open_store
-    from canary.timespec import parse_time
 
     if not (run or since or until):
         raise ConfigError("say which results: --run ID, or --since/--until (with --select)")
-    filt = ResultFilter(
-        run_ids=tuple(run or ()),
-        labels=parse_label_filters(select or ()),
-        since=parse_time(since) if since else None,
-        until=parse_time(until) if until else None,
-    )
+    filt = result_filter(run, since, until, select)
     store = open_store(db)
     for run_id in filt.run_ids:
         store.get_run(run_id)  # "no run with id N", not an empty baseline
@@ -117,15 +113,12 @@ def show(
         table.add_column(column)
     for key, cohort in sorted(baseline.aggregate.cohorts.items()):
         for metric, data in sorted(cohort.metrics.items()):
-            value = (
-                f"{data.k}/{data.n} = {data.k / data.n:.3%}"
-                if data.kind == "rate" and data.n
-                else "histogram"
-                if data.kind == "continuous"
-                else f"{len(data.categories or {})} tokens"
-            )
             table.add_row(
-                Text(one_line(key)), Text(one_line(metric)), data.kind, str(data.n), value
+                Text(one_line(key)),
+                Text(one_line(metric)),
+                data.kind,
+                str(data.n),
+                Text(one_line(data.describe())),
             )
     console.print(table)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.options import DbOption, JsonOption, SelectOption, SinceOption, optional_time
 from canary.cli.output import console, print_json
 from canary.sanitize import markup_safe, one_line
 
@@ -53,18 +53,15 @@ def record(
 
 @app.command("list")
 def list_(
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only changes since (24h, ISO).")
-    ] = None,
+    since: SinceOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """List recorded changes, oldest first."""
     from canary.store import open_store
     from canary.store.changes import list_changes
-    from canary.timespec import parse_time
 
-    changes = list_changes(open_store(db), since=parse_time(since) if since else None)
+    changes = list_changes(open_store(db), since=optional_time(since))
     if json:
         print_json([c.to_dict() for c in changes])
         return

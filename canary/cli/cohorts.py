@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
 from rich.table import Table
 from rich.text import Text
 
-from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.options import DEFAULT_WINDOW, DbOption, JsonOption, SelectOption, SinceOption
 from canary.cli.output import console, fmt_time, print_json
 from canary.sanitize import one_line
 
@@ -16,9 +13,7 @@ _STYLES = {"firing": "bold red", "pending": "yellow", "errors": "magenta", "sile
 
 
 def cohorts(
-    since: Annotated[
-        str, typer.Option("--since", help="Window start: a duration ago (24h) or an ISO time.")
-    ] = "24h",
+    since: SinceOption = DEFAULT_WINDOW,
     select: SelectOption = None,
     db: DbOption = None,
     json: JsonOption = False,
@@ -28,13 +23,13 @@ def cohorts(
     Problems come first: firing, then pending (an alert or a monitor), then cohorts with
     errors, then cohorts silent in the window that still have a monitor or alert open.
     """
-    from canary.alerts.model import cohort_text
     from canary.config.selection import parse_label_filters
     from canary.store import open_store
+    from canary.store.alert_values import cohort_text
     from canary.store.cohorts import cohort_health
     from canary.timespec import parse_time
 
-    start = parse_time(since)
+    start = parse_time(since or DEFAULT_WINDOW)
     found = cohort_health(open_store(db), since=start, labels=parse_label_filters(select or []))
     if json:
         print_json(

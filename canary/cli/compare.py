@@ -10,7 +10,6 @@ from rich.text import Text
 
 from canary.cli.options import DbOption, JsonOption
 from canary.cli.output import console, print_json
-from canary.reports.format import num
 from canary.sanitize import markup_safe, one_line
 
 if TYPE_CHECKING:
@@ -84,6 +83,9 @@ def compare(
 
 
 def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None:
+    """The verdict table, evidence pointers, notes and the gate line of a `Comparison`."""
+    from canary.reports.format import num
+
     # Selectors, cohort labels and notes were typed by users or sent by endpoints: they go in
     # as Text or through markup_safe, never as markup.
     table = Table(title=Text(one_line(f"{comparison.before}  →  {comparison.after}")))

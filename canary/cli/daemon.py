@@ -32,7 +32,7 @@ def daemon(
     marked aborted and its slot released for another daemon. Several daemons may share one
     PostgreSQL database: each slot runs once, and a dead daemon's slot is taken over.
     """
-    from canary.cli.main import configure_logging
+    from canary.cli.logs import configure_logging
     from canary.daemon.launch import open_daemon, serve
 
     # Not basicConfig: the CLI's handler (secrets scrubbed) is already on the root logger.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from canary.cli.options import JsonOption
 from canary.cli.output import console, print_json
 from canary.sanitize import markup_safe
 
@@ -22,7 +23,7 @@ def demo(
     quick: Annotated[
         bool, typer.Option("--quick", help="Fewer healthy rounds (CI); the same steps.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    json: JsonOption = False,
 ) -> None:
     """Simulated fleet → healthy baseline → recorded deploy → fault in one pool → alert → report.
 
@@ -35,7 +36,7 @@ def demo(
         if not json:
             console.print(f"[dim]•[/] {markup_safe(message)}")
 
-    result = run_demo(directory, healthy_rounds=2 if quick else 4, progress=progress)
+    result = run_demo(directory, healthy_rounds=2 if quick else None, progress=progress)
     if json:
         print_json(
             {

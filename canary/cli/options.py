@@ -1,11 +1,20 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once, and the values they parse into.
+
+Only typer at module level: every command module imports this one, and `canary --help` must
+not pay for the config models, the store or the statistics (see `tests/test_architecture.py`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from canary.records import ResultFilter
 
 DbOption = Annotated[
     str | None,
@@ -17,6 +26,18 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="From this time on: a duration ago (24h, 7d) or an ISO time."),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option("--until", help="Before this time: a duration ago (2h) or an ISO time."),
+]
+RunOption = Annotated[
+    list[int] | None,
+    typer.Option("--run", help="Only the results of this run (repeatable).", show_default=False),
+]
 FleetOption = Annotated[
     Path,
     typer.Option(
@@ -41,3 +62,30 @@ EndpointOption = Annotated[
 ]
 
 DEFAULT_FLEET = Path("canary.yaml")
+#: Where `--since` starts a window when the command needs one and none was given.
+DEFAULT_WINDOW = "24h"
+
+
+def optional_time(text: str | None) -> datetime | None:
+    """`--since`/`--until` as a time, or None when the option was not given."""
+    from canary.timespec import parse_time
+
+    return parse_time(text) if text else None
+
+
+def result_filter(
+    run: Sequence[int] | None,
+    since: str | None,
+    until: str | None,
+    select: Sequence[str] | None,
+) -> ResultFilter:
+    """The `--run/--since/--until/--select` options as the one results filter the library takes."""
+    from canary.config.selection import parse_label_filters
+    from canary.records import ResultFilter
+
+    return ResultFilter(
+        run_ids=tuple(run or ()),
+        labels=parse_label_filters(select or ()),
+        since=optional_time(since),
+        until=optional_time(until),
+    )

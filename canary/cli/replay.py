@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from canary.cli.options import DbOption
+from canary.cli.options import DbOption, JsonOption
 from canary.cli.output import console, print_json
 from canary.sanitize import markup_safe, printable
 
@@ -18,14 +18,14 @@ def replay(
     scenario: Annotated[
         str,
         typer.Argument(
-            help="A shipped scenario (postmortem, postmortem-short) or a scenario YAML file."
+            help="A shipped scenario (postmortem, postmortem-short, demo) or a scenario YAML file."
         ),
     ] = "postmortem",
     db: DbOption = None,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the results table as Markdown.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    json: JsonOption = False,
 ) -> None:
     """Replay SCENARIO: healthy baseline, then recorded changes switching real faults on and off
     in the simulated fleet, probed on the daemon's schedule; print detection delays against the
@@ -50,7 +50,9 @@ def replay(
     if json:
         print_json({**report.to_dict(), "database_url": url})
     elif markdown:
-        print(printable(report.to_markdown()))
+        from canary.replay.render import render_markdown
+
+        print(printable(render_markdown(report)))
     else:
         from canary.replay.render import render_report
 

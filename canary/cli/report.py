@@ -7,15 +7,13 @@ from typing import Annotated
 
 import typer
 
-from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.options import DEFAULT_WINDOW, DbOption, JsonOption, SelectOption, SinceOption
 from canary.cli.output import console, err_console, print_json
 from canary.sanitize import markup_safe
 
 
 def report(
-    since: Annotated[
-        str, typer.Option("--since", help="Start of the window: a duration ago (24h) or ISO time.")
-    ] = "24h",
+    since: SinceOption = DEFAULT_WINDOW,
     select: SelectOption = None,
     baseline: Annotated[
         str | None,
@@ -46,14 +44,16 @@ def report(
     problems.
     """
     from canary.config.selection import parse_label_filters
+    from canary.records import ResultFilter
     from canary.reports import build_report
     from canary.store import open_store
     from canary.timespec import parse_time
 
     built = build_report(
         open_store(db),
-        since=parse_time(since),
-        selection=parse_label_filters(select or []),
+        ResultFilter(
+            labels=parse_label_filters(select or []), since=parse_time(since or DEFAULT_WINDOW)
+        ),
         baseline=baseline,
     )
     if html is not None:

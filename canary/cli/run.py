@@ -64,8 +64,8 @@ def run(
     """
     from canary.config import load_fleet
     from canary.config.selection import select_endpoints
+    from canary.pipeline import run_and_judge
     from canary.probes import load_suite
-    from canary.runner.once import run_once
     from canary.store import open_store
 
     loaded_suite = load_suite(suite)
@@ -86,19 +86,17 @@ def run(
                 f"[bold]{loaded_suite.name}[/] v{loaded_suite.version}: "
                 f"{len(loaded_suite.probes)} probes → {len(targets)} endpoints"
             )
-        stored = run_once(
+        judged = run_and_judge(
+            store,
             fleet_config,
             loaded_suite,
-            store,
             targets,
+            score=score,
+            score_aborted=True,
             load_shape=load_shape,
             concurrency=concurrency,
         )
-    scoring = None
-    if score:
-        from canary.scoring import score_stored
-
-        scoring = score_stored(store, run_id=stored.run_id)
+    stored, scoring = judged.stored, judged.scoring
     rows = stored.summary.endpoints
     if json:
         print_json(

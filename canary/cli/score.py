@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from canary.cli.options import DbOption, JsonOption, SelectOption
+from canary.cli.options import (
+    DbOption,
+    JsonOption,
+    RunOption,
+    SelectOption,
+    SinceOption,
+    UntilOption,
+    result_filter,
+)
 from canary.cli.output import console, print_json
 
 if TYPE_CHECKING:
@@ -15,11 +23,9 @@ if TYPE_CHECKING:
 
 
 def score(
-    run: Annotated[int | None, typer.Option("--run", help="Only the results of this run.")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only results since: 24h, 7d or an ISO time.")
-    ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Only results before this.")] = None,
+    run: RunOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     select: SelectOption = None,
     detector: Annotated[
         list[str] | None,
@@ -32,24 +38,16 @@ def score(
 
     Scores are replaced per (result, detector, metric), so re-scoring is safe to repeat.
     """
-    from canary.config.selection import parse_label_filters
     from canary.detectors import detectors
     from canary.scoring import score_stored
     from canary.store import open_store
-    from canary.timespec import parse_time
 
+    filt = result_filter(run, since, until, select)
     for name in detector or ():
         detectors.get(name)  # unknown names fail before any work, with "did you mean"
     store = open_store(db)
     store.mark_abandoned_runs()  # close runs whose process died; their results are scored too
-    report = score_stored(
-        store,
-        run_id=run,
-        since=parse_time(since) if since else None,
-        until=parse_time(until) if until else None,
-        labels=parse_label_filters(select or ()),
-        detectors=detector,
-    )
+    report = score_stored(store, filt, detectors=detector)
     if json:
         print_json(report.to_dict())
         return

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from canary.cli.options import JsonOption
 from canary.cli.output import console, print_json
 
 app = typer.Typer(help="The simulated serving fleet: a real target with switchable faults.")
@@ -92,16 +93,14 @@ def router(
 
 
 @app.command()
-def state(
-    url: UrlOption = DEFAULT_URL, json_: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def state(url: UrlOption = DEFAULT_URL, json: JsonOption = False) -> None:
     """Show pools, their faults, the front door and the change events."""
     from rich.table import Table
 
     from canary.sim.admin_client import AdminClient
 
     data = AdminClient(url).state()
-    if json_:
+    if json:
         print_json(data)
         return
     table = Table("pool", "context", "precision", "rope", "faults")

@@ -1,9 +1,11 @@
-"""Per cohort × metric summaries of stored results, computed in SQL.
+"""Per cohort × metric summaries of stored results: one side of a comparison, or a baseline.
 
-An `Aggregate` is what a comparison side (or a baseline) is: per cohort, the suite versions it
-ran, and per metric either counts (rates), a fixed-bin histogram (continuous metrics, bins from
-`canary.stats.DEFAULT_BINNING` so aggregates captured months apart line up) or category counts
-(distributions). Nothing here loads result rows into Python: every number is a GROUP BY.
+An `Aggregate` is, per cohort, the suite versions it ran and per metric the sufficient
+statistics of the metric's kind (`canary.stats.kinds`: flag counts, a fixed-bin histogram on the
+bins the detector declares, category counts). The numbers are GROUP BYs in the store
+(`canary.store.aggregates`); which aggregation fills a metric is its kind's choice, and where it
+is read (scores or the results table) is the detector's declaration. Nothing here loads result
+rows into Python.
 """
 
 from __future__ import annotations
@@ -12,75 +14,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, func, select
-from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import ColumnElement as Col
-
-from canary.records import ResultFilter
-from canary.stats import DEFAULT_BINNING, Binning, MetricPolicy
+from canary.records import ERROR_RATE, ResultFilter
+from canary.stats import DEFAULT_BINNING, MetricPolicy
+from canary.stats.kinds import MetricStats, StatTest, stat_test
 from canary.store import Store
-from canary.store.models import CohortRow, ProbeRow, ResultRow, ScoreRow, SuiteRow
-from canary.store.repository import matching_cohort_ids
 
-#: Metrics computed from the results table itself, not from detector scores.
-ERROR_RATE = "error_rate"
+#: The results table's latency, declared by the `outcome` detector.
 LATENCY = "latency_ms"
-#: The sampling scorer stores each sample's first token under this metric (evidence.token).
-FIRST_TOKEN = "sampling_first_token"
 ALL_COHORTS = "all"
+#: Probe kinds whose most common output a detailed aggregate keeps (what healthy answered).
+EXPECTED_OUTPUT_KINDS = ("fixed", "topk")
 
-
-@dataclass
-class MetricData:
-    """One metric of one cohort: what the statistical test needs, nothing more."""
-
-    kind: str
-    fingerprints: set[str] = field(default_factory=set)
-    k: int = 0
-    n: int = 0
-    session_k: int = 0
-    """Rates: sessions with at least one flagged result (a session is the independent unit:
-    sticky routing sends all of a session's requests to one pool)."""
-    session_n: int = 0
-    """Rates: sessions with at least one scored result."""
-    counts: list[int] | None = None
-    binning: dict[str, Any] | None = None
-    categories: dict[str, int] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"kind": self.kind, "fingerprints": sorted(self.fingerprints)}
-        if self.kind == "rate":
-            data.update(k=self.k, n=self.n)
-            if self.session_n:
-                data.update(session_k=self.session_k, session_n=self.session_n)
-        elif self.kind == "continuous":
-            data.update(counts=self.counts, binning=self.binning, n=self.n)
-        else:
-            data.update(categories=self.categories, n=self.n)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MetricData:
-        return cls(
-            kind=data["kind"],
-            fingerprints=set(data.get("fingerprints", [])),
-            k=int(data.get("k", 0)),
-            n=int(data.get("n", 0)),
-            session_k=int(data.get("session_k", 0)),
-            session_n=int(data.get("session_n", 0)),
-            counts=data.get("counts"),
-            binning=data.get("binning"),
-            categories=data.get("categories"),
-        )
+__all__ = ["ALL_COHORTS", "ERROR_RATE", "LATENCY", "Aggregate", "CohortData", "aggregate"]
 
 
 @dataclass
 class CohortData:
+    """One cohort of a side: its labels, suites, and the statistics of each metric."""
+
     labels: dict[str, str]
     suites: dict[str, set[str]] = field(default_factory=dict)
     """Suite name → versions seen (more than one means the suite changed inside the side)."""
     cohort_ids: set[int] = field(default_factory=set)
-    metrics: dict[str, MetricData] = field(default_factory=dict)
+    metrics: dict[str, MetricStats] = field(default_factory=dict)
     probes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     """Baselines only: probe → rate metric → [flagged, scored], to see which probes moved."""
     expected: dict[str, str] = field(default_factory=dict)
@@ -103,7 +59,7 @@ class CohortData:
         return cls(
             labels=dict(data["labels"]),
             suites={name: set(v) for name, v in data["suites"].items()},
-            metrics={m: MetricData.from_json(d) for m, d in data["metrics"].items()},
+            metrics={m: MetricStats.from_json(d) for m, d in data["metrics"].items()},
             probes={
                 p: {m: list(v) for m, v in ms.items()} for p, ms in data.get("probes", {}).items()
             },
@@ -165,194 +121,92 @@ def aggregate(
 ) -> Aggregate:
     """Summarise the results ``filt`` selects, per cohort (``by`` labels) and metric.
 
-    With ``detail`` (baselines), also per probe: rate counts, and the most common output of
-    greedy fixed/topk probes (what a healthy fleet answered).
+    Every metric of ``policies`` is aggregated (and `ERROR_RATE`, which counts the results),
+    by its kind's aggregation. With ``detail`` (baselines), also per probe: rate counts, and the
+    most common output of greedy fixed/topk probes (what a healthy fleet answered).
     """
+    from canary.store.aggregates import SCORES, selection
+
     by = tuple(by)
     out = Aggregate(by=by, description=filt.describe())
-    with store.engine.connect() as conn:
-        cohort_rows = conn.execute(select(CohortRow.id, CohortRow.labels)).all()
-        wanted = set(matching_cohort_ids(conn, filt.labels)) if filt.labels else None
+    plan = _plan(policies)
+    with selection(store, filt) as sel:
         key_of: dict[int, str] = {}
-        for cohort_id, labels in cohort_rows:
-            if wanted is not None and cohort_id not in wanted:
-                continue
+        for cohort_id, labels in sel.cohorts:
             key = cohort_key(labels, by)
             key_of[cohort_id] = key
             cohort = out.cohorts.setdefault(key, CohortData({k: labels.get(k, "") for k in by}))
             cohort.cohort_ids.add(cohort_id)
         if not key_of:
             return out
-        where = cohort_filters(conn, filt, list(key_of))
-
-        def metric(cohort_id: int, name: str, kind: str) -> MetricData:
-            return out.cohorts[key_of[cohort_id]].metrics.setdefault(name, MetricData(kind))
-
-        for cohort_id, suite, version in conn.execute(
-            select(ResultRow.cohort_id, SuiteRow.name, SuiteRow.version)
-            .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
-            .join(SuiteRow, SuiteRow.id == ProbeRow.suite_id)
-            .where(*where)
-            .group_by(ResultRow.cohort_id, SuiteRow.name, SuiteRow.version)
-        ):
+        for cohort_id, suite, version in sel.suite_versions():
             out.cohorts[key_of[cohort_id]].suites.setdefault(suite, set()).add(version)
-
-        errored = case((ResultRow.error_kind.is_not(None), 1), else_=0)
-        errored_session = case((ResultRow.error_kind.is_not(None), ResultRow.session_id))
-        for cohort_id, n, k, sn, sk in conn.execute(
-            select(
-                ResultRow.cohort_id,
-                func.count(),
-                func.sum(errored),
-                func.count(distinct(ResultRow.session_id)),
-                func.count(distinct(errored_session)),
-            )
-            .where(*where)
-            .group_by(ResultRow.cohort_id)
-        ):
-            data = metric(cohort_id, ERROR_RATE, "rate")
-            data.n += int(n)
-            data.k += int(k or 0)
-            data.session_n += int(sn)
-            data.session_k += int(sk)
-
-        latency_binning = DEFAULT_BINNING[LATENCY]
-        latency_bin = _bin(ResultRow.latency_ms, latency_binning)
-        for cohort_id, index, n in conn.execute(
-            select(ResultRow.cohort_id, latency_bin, func.count())
-            .where(*where, ResultRow.error_kind.is_(None))
-            .group_by(ResultRow.cohort_id, latency_bin)
-        ):
-            _add_bin(metric(cohort_id, LATENCY, "continuous"), latency_binning, index, n, "")
-
-        scored = [ScoreRow.result_id == ResultRow.id, *where]
-        rates = [m for m, p in policies.items() if p.kind == "rate" and m != ERROR_RATE]
-        flagged = case((ScoreRow.flagged.is_(True), 1), else_=0)
-        flagged_session = case((ScoreRow.flagged.is_(True), ResultRow.session_id))
-        for cohort_id, name, fingerprint, n, k, sn, sk in conn.execute(
-            select(
-                ResultRow.cohort_id,
-                ScoreRow.metric,
-                ScoreRow.detector_version,
-                func.count(),
-                func.sum(flagged),
-                func.count(distinct(ResultRow.session_id)),
-                func.count(distinct(flagged_session)),
-            )
-            .where(*scored, ScoreRow.metric.in_(rates))
-            .group_by(ResultRow.cohort_id, ScoreRow.metric, ScoreRow.detector_version)
-        ):
-            data = metric(cohort_id, name, "rate")
-            data.n += int(n)
-            data.k += int(k or 0)
-            # Sessions are unique to one endpoint and round, so summing over cohorts is exact.
-            data.session_n += int(sn)
-            data.session_k += int(sk)
-            data.fingerprints.add(fingerprint)
-
-        for name, policy in policies.items():
-            if policy.kind != "continuous" or name == LATENCY or name not in DEFAULT_BINNING:
-                continue
-            binning = DEFAULT_BINNING[name]
-            index_expr = _bin(ScoreRow.value, binning)
-            for cohort_id, fingerprint, index, n in conn.execute(
-                select(ResultRow.cohort_id, ScoreRow.detector_version, index_expr, func.count())
-                .where(*scored, ScoreRow.metric == name, ScoreRow.value.is_not(None))
-                .group_by(ResultRow.cohort_id, ScoreRow.detector_version, index_expr)
-            ):
-                _add_bin(metric(cohort_id, name, "continuous"), binning, index, n, fingerprint)
-
-        token = ScoreRow.evidence["token"].as_string()
-        for cohort_id, probe_key, fingerprint, category, n in conn.execute(
-            select(
-                ResultRow.cohort_id,
-                ProbeRow.probe_key,
-                ScoreRow.detector_version,
-                token,
-                func.count(),
-            )
-            .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
-            .where(*scored, ScoreRow.metric == FIRST_TOKEN)
-            .group_by(ResultRow.cohort_id, ProbeRow.probe_key, ScoreRow.detector_version, token)
-        ):
-            data = metric(cohort_id, f"{FIRST_TOKEN}@{probe_key}", "distribution")
-            data.categories = data.categories or {}
-            data.categories[str(category)] = data.categories.get(str(category), 0) + int(n)
-            data.n += int(n)
-            data.fingerprints.add(fingerprint)
+        for (aggregation, _), (test, queries) in plan.items():
+            binning = {q.metric: DEFAULT_BINNING.get(q.metric) for q in queries}
+            for row in sel.rows(aggregation, queries):
+                metrics = out.cohorts[key_of[row.cohort_id]].metrics
+                name = row.metric.split("@", 1)[0]
+                stats = metrics.get(row.metric)
+                if stats is None:
+                    stats = metrics[row.metric] = test.empty(binning.get(name))
+                test.add(stats, row)
         if detail:
-            _probe_detail(conn, out, key_of, where, rates)
+            rates = [
+                q.metric
+                for test, queries in plan.values()
+                if test.counts_flags
+                for q in queries
+                if q.source == SCORES
+            ]
+            _probe_detail(sel, out, key_of, rates)
     return out
 
 
-def _probe_detail(
-    conn: Any,
-    out: Aggregate,
-    key_of: Mapping[int, str],
-    where: list[ColumnElement[bool]],
-    rates: list[str],
-) -> None:
-    flagged = case((ScoreRow.flagged.is_(True), 1), else_=0)
-    for cohort_id, probe_key, name, n, k in conn.execute(
-        select(
-            ResultRow.cohort_id,
-            ProbeRow.probe_key,
-            ScoreRow.metric,
-            func.count(),
-            func.sum(flagged),
+Plan = dict[tuple[str, str], tuple[StatTest, list[Any]]]
+
+
+def _plan(policies: Mapping[str, MetricPolicy]) -> Plan:
+    """The metrics to aggregate grouped by (aggregation, kind), with what the store needs."""
+    from canary.detectors import declared_metrics
+    from canary.store.aggregates import SCORES, Bins, MetricQuery
+
+    declared = declared_metrics()
+    wanted = dict(policies)
+    if ERROR_RATE not in wanted and ERROR_RATE in declared:
+        wanted[ERROR_RATE] = _declared_policy(ERROR_RATE)
+    plan: Plan = {}
+    for name, policy in wanted.items():
+        test = stat_test(policy.kind)
+        metric = declared.get(name)
+        binning = DEFAULT_BINNING.get(name)
+        query = MetricQuery(
+            name,
+            source=metric.source if metric is not None else SCORES,
+            bins=None
+            if binning is None
+            else Bins(binning.lo, binning.hi, binning.bins, binning.scale),
+            category=metric.category if metric is not None else None,
         )
-        .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
-        .where(ScoreRow.result_id == ResultRow.id, *where, ScoreRow.metric.in_(rates))
-        .group_by(ResultRow.cohort_id, ProbeRow.probe_key, ScoreRow.metric)
-    ):
+        plan.setdefault((test.aggregation, policy.kind), (test, []))[1].append(query)
+    return plan
+
+
+def _declared_policy(metric: str) -> MetricPolicy:
+    from canary.stats import DEFAULT_POLICIES
+
+    return DEFAULT_POLICIES[metric]
+
+
+def _probe_detail(sel: Any, out: Aggregate, key_of: Mapping[int, str], rates: list[str]) -> None:
+    for cohort_id, probe_key, name, k, n in sel.probe_flag_counts(rates):
         counts = out.cohorts[key_of[cohort_id]].probes.setdefault(probe_key, {})
         k_n = counts.setdefault(name, [0, 0])
-        k_n[0] += int(k or 0)
-        k_n[1] += int(n)
+        k_n[0] += k
+        k_n[1] += n
     best: dict[tuple[str, str], tuple[int, str]] = {}
-    for cohort_id, probe_key, text, n in conn.execute(
-        select(ResultRow.cohort_id, ProbeRow.probe_key, ResultRow.output_text, func.count())
-        .join(ProbeRow, ProbeRow.id == ResultRow.probe_id)
-        .where(*where, ProbeRow.kind.in_(["fixed", "topk"]), ResultRow.error_kind.is_(None))
-        .group_by(ResultRow.cohort_id, ProbeRow.probe_key, ResultRow.output_text)
-    ):
+    for cohort_id, probe_key, text, n in sel.output_counts(EXPECTED_OUTPUT_KINDS):
         slot = (key_of[cohort_id], probe_key)
-        if text is not None and (slot not in best or int(n) > best[slot][0]):
-            best[slot] = (int(n), text)
+        if slot not in best or n > best[slot][0]:
+            best[slot] = (n, text)
     for (key, probe_key), (_, text) in best.items():
         out.cohorts[key].expected[probe_key] = text
-
-
-def cohort_filters(
-    conn: Any, filt: ResultFilter, cohort_ids: list[int]
-) -> list[ColumnElement[bool]]:
-    """The filter's runs and window, on the cohorts already resolved from its labels."""
-    from canary.store.filters import result_filters
-
-    where = result_filters(conn, run_ids=filt.run_ids, since=filt.since, until=filt.until)
-    return [ResultRow.cohort_id.in_(cohort_ids), *where]
-
-
-def _bin(column: InstrumentedAttribute[Any], binning: Binning) -> Col[Any]:
-    """The bin index of ``column`` in SQL, clamped to [0, bins − 1] (`histogram_counts`' rule)."""
-    if binning.scale == "log":
-        import math
-
-        lo = math.log(binning.lo)
-        width = (math.log(binning.hi) - lo) / binning.bins
-        floored = case((column < binning.lo, binning.lo), else_=column)  # ln(≤ 0) is an error
-        raw = func.floor((func.ln(floored) - lo) / width)
-    else:
-        width = (binning.hi - binning.lo) / binning.bins
-        raw = func.floor((column - binning.lo) / width)
-    return case((raw < 0, 0), (raw > binning.bins - 1, binning.bins - 1), else_=raw)
-
-
-def _add_bin(data: MetricData, binning: Binning, index: Any, n: int, fingerprint: str) -> None:
-    if data.counts is None:
-        data.counts = [0] * binning.bins
-        data.binning = binning.model_dump()
-    data.counts[int(index)] += int(n)
-    data.n += int(n)
-    if fingerprint:
-        data.fingerprints.add(fingerprint)

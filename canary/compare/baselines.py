@@ -14,20 +14,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
-
 from canary.compare.aggregate import Aggregate
 from canary.errors import ConfigError, NotFoundError
 from canary.records import ResultFilter
 from canary.store import Store
-from canary.store.models import BaselineRow, utcnow
+from canary.store.baselines import (
+    BaselineExists,
+    StoredBaseline,
+    all_baselines,
+    baseline_names,
+    get_baseline,
+    insert_baseline,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
 class Baseline:
+    """A named aggregate of a healthy period: the `--before` side `compare` and alerts use."""
+
     name: str
     created_at: datetime
     selector: str
@@ -35,6 +41,7 @@ class Baseline:
     note: str | None = None
 
     def summary(self) -> dict[str, Any]:
+        """What `canary baseline list` shows: sizes and suite versions, not the counts."""
         return {
             "name": self.name,
             "created_at": self.created_at.isoformat(),
@@ -53,6 +60,7 @@ class Baseline:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The export format (`import_baseline` reads it back)."""
         return {
             "name": self.name,
             "created_at": self.created_at.isoformat(),
@@ -79,21 +87,11 @@ def save_baseline(
             f"baseline {name!r} would be empty: no results match {selector!r}; "
             "check the selector with `canary runs`"
         )
-    created = utcnow()
     try:
-        with store.engine.begin() as conn:
-            if replace:
-                conn.execute(delete(BaselineRow).where(BaselineRow.name == name))
-            conn.execute(
-                insert(BaselineRow).values(
-                    name=name,
-                    created_at=created,
-                    selector=selector,
-                    payload=aggregate.to_json(),
-                    note=note,
-                )
-            )
-    except IntegrityError:
+        created = insert_baseline(
+            store, name, selector, aggregate.to_json(), note=note, replace=replace
+        )
+    except BaselineExists:
         raise ConfigError(f"baseline {name!r} exists; pass --force to replace it") from None
     return Baseline(name, created, selector, aggregate, note)
 
@@ -116,10 +114,10 @@ def capture_baseline(
 
 
 def load_baseline(store: Store, name: str) -> Baseline:
-    with store.engine.connect() as conn:
-        row = conn.execute(_COLUMNS.where(BaselineRow.name == name)).first()
+    """The baseline named ``name``; a missing name lists the known ones."""
+    row = get_baseline(store, name)
     if row is None:
-        known = ", ".join(b.name for b in list_baselines(store)) or "none yet"
+        known = ", ".join(baseline_names(store)) or "none yet"
         raise NotFoundError(
             f"no baseline named {name!r} (known: {known}); capture one with "
             "`canary baseline capture`"
@@ -128,12 +126,13 @@ def load_baseline(store: Store, name: str) -> Baseline:
 
 
 def list_baselines(store: Store) -> list[Baseline]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(_COLUMNS.order_by(BaselineRow.created_at)).all()
-    return [_baseline(r) for r in rows]
+    """Every stored baseline, oldest first, aggregates parsed (what `canary baseline list`
+    shows); to pick one by name, `baseline_names` reads no payload."""
+    return [_baseline(r) for r in all_baselines(store)]
 
 
 def export_baseline(store: Store, name: str, path: Path) -> Path:
+    """Write baseline ``name`` to ``path`` as sorted JSON, for review in git."""
     baseline = load_baseline(store, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -148,6 +147,7 @@ def export_baseline(store: Store, name: str, path: Path) -> Path:
 def import_baseline(
     store: Store, path: Path, *, name: str | None = None, replace: bool = False
 ) -> Baseline:
+    """Store an `export_baseline` file (under ``name``, else the name it was exported as)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         aggregate = Aggregate.from_json(data["aggregate"])
@@ -161,16 +161,7 @@ def import_baseline(
     return save_baseline(store, stored_name, aggregate, selector, note=note, replace=replace)
 
 
-_COLUMNS = select(
-    BaselineRow.name,
-    BaselineRow.created_at,
-    BaselineRow.selector,
-    BaselineRow.payload,
-    BaselineRow.note,
-)
-
-
-def _baseline(row: Any) -> Baseline:
+def _baseline(row: StoredBaseline) -> Baseline:
     return Baseline(
         row.name, row.created_at, row.selector, Aggregate.from_json(row.payload), row.note
     )

@@ -11,19 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from canary.compare.aggregate import ALL_COHORTS, Aggregate, MetricData
+from canary.compare.aggregate import ALL_COHORTS, Aggregate, CohortData
 from canary.errors import ExitCode, StoreError
-from canary.stats import (
-    GateResult,
-    MetricPolicy,
-    MetricVerdict,
-    TestResult,
-    compare_continuous_binned,
-    compare_distributions,
-    compare_rates,
-    evaluate,
-    gate,
-)
+from canary.stats import GateResult, MetricPolicy, MetricVerdict, TestResult, evaluate, gate
+from canary.stats.kinds import Incomparable, MetricStats, stat_test
 
 
 class NotComparable(StoreError):
@@ -90,26 +81,10 @@ def compare(
     names: list[str] = []
     for name, b_key, a_key in pairs:
         b, a = before.cohorts[b_key], after.cohorts[a_key]
-        for suite in sorted(set(b.suites) & set(a.suites)):
-            if b.suites[suite] != a.suites[suite] or len(a.suites[suite]) > 1:
-                raise NotComparable(
-                    f"cohort {name}: suite {suite!r} ran as version "
-                    f"{','.join(sorted(b.suites[suite]))} before and "
-                    f"{','.join(sorted(a.suites[suite]))} after; compare runs of one suite "
-                    "version, or re-capture the baseline with the new suite"
-                )
-        for metric in sorted(set(b.metrics) | set(a.metrics)):
-            policy = policies.get(metric.split("@", 1)[0])
-            if policy is None:
-                continue
-            if metric not in b.metrics or metric not in a.metrics:
-                side = "before" if metric not in b.metrics else "after"
-                notes.append(f"{name}/{metric}: no data {side}")
-                continue
-            results.append(
-                _test(name, metric, b.metrics[metric], a.metrics[metric], policy, alpha, power)
-            )
-            names.append(name)
+        tested, missing = cohort_tests(name, b, a, policies, alpha=alpha, power=power)
+        results += tested
+        names += [name] * len(tested)
+        notes += missing
     verdicts = evaluate(results, cohorts=names, policies=policies, alpha=alpha)
     decision = gate(verdicts, policies)
     if not any(v.verdict != "no_data" for v in verdicts):
@@ -126,15 +101,52 @@ def compare(
     )
 
 
+def cohort_tests(
+    name: str,
+    b: CohortData,
+    a: CohortData,
+    policies: Mapping[str, MetricPolicy],
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> tuple[list[TestResult], list[str]]:
+    """The unadjusted tests of one cohort pair (a metric with a policy and data on both sides),
+    and a note per metric missing a side; `NotComparable` if the sides were measured
+    differently. The report tests cohort by cohort with it and adjusts the grid as one family."""
+    for suite in sorted(set(b.suites) & set(a.suites)):
+        if b.suites[suite] != a.suites[suite] or len(a.suites[suite]) > 1:
+            raise NotComparable(
+                f"cohort {name}: suite {suite!r} ran as version "
+                f"{','.join(sorted(b.suites[suite]))} before and "
+                f"{','.join(sorted(a.suites[suite]))} after; compare runs of one suite "
+                "version, or re-capture the baseline with the new suite"
+            )
+    results: list[TestResult] = []
+    notes: list[str] = []
+    for metric in sorted(set(b.metrics) | set(a.metrics)):
+        policy = policies.get(metric.split("@", 1)[0])
+        if policy is None:
+            continue
+        if metric not in b.metrics or metric not in a.metrics:
+            side = "before" if metric not in b.metrics else "after"
+            notes.append(f"{name}/{metric}: no data {side}")
+            continue
+        results.append(
+            _test(name, metric, b.metrics[metric], a.metrics[metric], policy, alpha, power)
+        )
+    return results, notes
+
+
 def _test(
     cohort: str,
     metric: str,
-    b: MetricData,
-    a: MetricData,
+    b: MetricStats,
+    a: MetricStats,
     policy: MetricPolicy,
     alpha: float,
     power: float,
 ) -> TestResult:
+    """The test of ``policy.kind`` on one cohort × metric, after the comparability checks."""
     if b.fingerprints and a.fingerprints and b.fingerprints != a.fingerprints:
         raise NotComparable(
             f"cohort {cohort}: {metric} was scored by detector version "
@@ -146,17 +158,12 @@ def _test(
             f"cohort {cohort}: {metric} mixes detector versions {sorted(a.fingerprints)}; "
             "re-score with `canary score`"
         )
-    if policy.kind == "rate":
-        result = compare_rates(b.k, b.n, a.k, a.n, policy, alpha, power)
-    elif policy.kind == "continuous":
-        if b.binning != a.binning or b.counts is None or a.counts is None:
-            raise NotComparable(
-                f"cohort {cohort}: {metric} histograms use different bins; re-capture the baseline"
-            )
-        from canary.stats import Binning
-
-        edges = Binning.model_validate(a.binning).edges()
-        result = compare_continuous_binned(edges, b.counts, a.counts, policy, alpha, power)
-    else:
-        result = compare_distributions(b.categories or {}, a.categories or {}, policy, alpha, power)
-    return result
+    if b.kind != policy.kind or a.kind != policy.kind:
+        raise NotComparable(
+            f"cohort {cohort}: {metric} was aggregated as {b.kind}/{a.kind}, but its policy is "
+            f"{policy.kind}; re-capture the baseline with this policy"
+        )
+    try:
+        return stat_test(policy.kind).test(b, a, policy, alpha, power)
+    except Incomparable as exc:
+        raise NotComparable(f"cohort {cohort}: {metric} {exc}") from None

@@ -6,8 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from canary.compare.aggregate import (
     ERROR_RATE,
     LATENCY,
@@ -21,7 +19,7 @@ from canary.errors import ConfigError
 from canary.records import ResultFilter
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
 from canary.store import Store
-from canary.store.models import ResultRow, ScoreRow
+from canary.store.reports import Worst, worst_result_ids
 
 DEFAULT_BY = ("endpoint",)
 EVIDENCE_PER_REGRESSION = 5
@@ -117,25 +115,18 @@ def evidence_ids(
     """Result ids that show a regression: flagged results, errors, or the worst values."""
     if cohort is None:
         return []
-    from canary.compare.aggregate import cohort_filters
+    worst = worst_of(metric, policies.get(metric))
+    return worst_result_ids(store, filt, sorted(cohort.cohort_ids), metric, worst, limit)
 
-    with store.engine.connect() as conn:
-        where = cohort_filters(conn, filt, sorted(cohort.cohort_ids))
-        if metric == ERROR_RATE:
-            query = select(ResultRow.id).where(*where, ResultRow.error_kind.is_not(None))
-        elif metric == LATENCY:
-            query = select(ResultRow.id).where(*where).order_by(ResultRow.latency_ms.desc())
-        else:
-            policy = policies.get(metric)
-            base = (
-                select(ResultRow.id)
-                .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
-                .where(*where, ScoreRow.metric == metric)
-            )
-            if policy is not None and policy.kind == "rate":
-                query = base.where(ScoreRow.flagged.is_(True)).order_by(ResultRow.id.desc())
-            elif policy is not None and policy.direction == "lower_is_worse":
-                query = base.order_by(ScoreRow.value.asc())
-            else:
-                query = base.order_by(ScoreRow.value.desc())
-        return [int(i) for i in conn.execute(query.limit(limit)).scalars()]
+
+def worst_of(metric: str, policy: MetricPolicy | None) -> Worst:
+    """Which results show ``metric`` at its worst, from how the metric is measured."""
+    if metric == ERROR_RATE:
+        return "errors"
+    if metric == LATENCY:
+        return "slowest"
+    if policy is not None and policy.kind == "rate":
+        return "flagged"
+    if policy is not None and policy.direction == "lower_is_worse":
+        return "lowest"
+    return "highest"

@@ -22,12 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
-
 from canary.daemon.config import CatchUp, ScheduleConfig
 from canary.daemon.timing import nominal_slot, period_of, slots_between
-from canary.store.models import ScheduleSlotRow
+from canary.store.slots import newest_slot_time, record_missed_slots
 from canary.timespec import parse_duration
 
 if TYPE_CHECKING:
@@ -69,12 +66,7 @@ def fire_window(schedule: ScheduleConfig) -> timedelta:
 def unclaimed_since_last(store: Store, schedule: ScheduleConfig, now: datetime) -> list[datetime]:
     """Slot times after the schedule's newest row, up to now, with no row; empty when the
     schedule never ran (a new schedule has missed nothing)."""
-    with store.engine.connect() as conn:
-        last = conn.execute(
-            select(func.max(ScheduleSlotRow.slot_at)).where(
-                ScheduleSlotRow.schedule == schedule.name
-            )
-        ).scalar()
+    last = newest_slot_time(store, schedule.name)
     if last is None:
         return []
     # After a long outage only the newest slots are listed (slots_between stops at 10 000).
@@ -87,42 +79,7 @@ def record_missed(
 ) -> int:
     """Write a `missed` row for each slot that still has none; returns how many this call wrote
     (another daemon recording the same slots at once gets 0 for those)."""
-    if not slots:
-        return 0
-    for attempt in (1, 2):
-        try:
-            with store.write_transaction() as conn:
-                known = set(
-                    conn.execute(
-                        select(ScheduleSlotRow.slot_at).where(
-                            ScheduleSlotRow.schedule == schedule,
-                            ScheduleSlotRow.slot_at >= slots[0],
-                            ScheduleSlotRow.slot_at <= slots[-1],
-                        )
-                    ).scalars()
-                )
-                rows = [
-                    {
-                        "schedule": schedule,
-                        "slot_at": slot_at,
-                        "status": "missed",
-                        "owner": owner,
-                        "lease_until": now,
-                        "attempts": 0,
-                        "claimed_at": now,
-                        "finished_at": now,
-                        "error": MISSED_REASON,
-                    }
-                    for slot_at in slots
-                    if slot_at not in known
-                ]
-                if rows:
-                    conn.execute(insert(ScheduleSlotRow), rows)
-                return len(rows)
-        except IntegrityError:
-            if attempt == 2:  # a second race on the same slots: the other daemon recorded them
-                return 0
-    return 0
+    return record_missed_slots(store, schedule, slots, owner, now, MISSED_REASON)
 
 
 class CatchUpLedger:

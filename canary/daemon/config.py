@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from canary.alerts.settings import AlertsConfig
-from canary.alerts.sinks.config import SinkConfig, validate_sink_names
+from canary.alerts.sinks import SinkConfig, validate_sink_names
 from canary.config.fleet import FormatVersion, Strict, check_slug
 from canary.errors import ConfigError
 from canary.store.retention import RetentionPolicy

@@ -95,7 +95,7 @@ def ingest_change_files(
 
 
 def _ingest(store: Store, directory: Path, path: Path) -> IngestOutcome:
-    from sqlalchemy.exc import SQLAlchemyError
+    from canary.store.health import DatabaseError, reachable
 
     try:
         specs = changes_from_data(_load(path), source=path.name)
@@ -104,8 +104,8 @@ def _ingest(store: Store, directory: Path, path: Path) -> IngestOutcome:
         raise
     except ConfigError as exc:
         return _fail(directory, path, str(exc))
-    except SQLAlchemyError as exc:
-        if not _reachable(store):
+    except DatabaseError as exc:
+        if not reachable(store):
             raise  # the database is down, not the file: keep it for the next poll
         return _fail(directory, path, f"{path.name}: the database refused it: {_first_line(exc)}")
     except RecursionError:
@@ -131,18 +131,6 @@ def _fail(directory: Path, path: Path, reason: str) -> IngestOutcome:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def _reachable(store: Store) -> bool:
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        with store.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        return False
-    return True
 
 
 def _load(path: Path) -> Any:

@@ -129,8 +129,7 @@ def build_control_app(
     `app.state.body` (`BodyStats`) counts the request-body bytes `POST /changes` has read, so
     a refused body can be seen to have been left unread.
     """
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
+    from canary.store.health import DatabaseError, ping
 
     token = os.environ.get(token_env)
     if token is not None and not token.strip():
@@ -170,7 +169,7 @@ def build_control_app(
             return _error(one_line(exc), 409)
         except ConfigError as exc:
             return _error(one_line(exc), 400)
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             return _unavailable(exc)
         except Exception as exc:  # a bug must cost one request, not a traceback to the client
             log.error("control API: POST /changes failed: %s", one_line(repr(exc))[:500])
@@ -195,7 +194,7 @@ def build_control_app(
             return _error(f"GET /changes: {one_line(exc)}", 400)
         try:
             changes = await run_in_threadpool(list_changes, store, **bounds)
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             return _unavailable(exc)
         return JSONResponse([c.to_dict() for c in changes])
 
@@ -206,19 +205,15 @@ def build_control_app(
             return _error("metrics are not enabled on this daemon", 404)
         try:
             await run_in_threadpool(metrics.refresh_from_store, store)
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             # Scrapes still get the counters; the gauges keep their last values.
             log.error("control API: cannot refresh gauges from the store: %s", exc)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    def ping() -> None:
-        with store.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
     async def healthz(request: Request) -> Response:
         try:
-            await run_in_threadpool(ping)
-        except SQLAlchemyError as exc:
+            await run_in_threadpool(ping, store)
+        except DatabaseError as exc:
             log.error("control API: health check failed: %s", exc)
             return JSONResponse({"ok": False, "error": "database unreachable"}, status_code=503)
         return JSONResponse({"ok": True})

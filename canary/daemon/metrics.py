@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from canary.store.daemon_state import MonitorState
     from canary.store.repository import Store
 
 #: The cohort labels the gauges keep, in this order after `metric`.
@@ -110,27 +111,18 @@ class DaemonMetrics:
 
 def read_snapshot(store: Store) -> StoreSnapshot:
     """The gauge values as the store has them now (one read transaction)."""
-    from sqlalchemy import select
+    from canary.store.alert_values import OPEN_ALERT_STATUSES
+    from canary.store.daemon_state import read_gauges
 
-    from canary.alerts.model import OPEN_ALERT_STATUSES
-    from canary.alerts.outbox import count_pending
-    from canary.store.models import AlertRow, MonitorRow
-
-    with store.engine.begin() as conn:
-        monitors = conn.execute(select(MonitorRow.labels, MonitorRow.metric, MonitorRow.state))
-        score, rate = _monitor_gauges(monitors)
-        alerts: dict[Key, int] = defaultdict(int)
-        for row in conn.execute(
-            select(AlertRow.labels, AlertRow.metric, AlertRow.status).where(
-                AlertRow.status.in_(OPEN_ALERT_STATUSES)
-            )
-        ):
-            alerts[(row.status, *_key(row.metric, row.labels))] += 1
-        outbox = count_pending(conn)
-    return StoreSnapshot(score, rate, dict(alerts), outbox)
+    reading = read_gauges(store, open_statuses=OPEN_ALERT_STATUSES)
+    score, rate = _monitor_gauges(reading.monitors)
+    alerts: dict[Key, int] = defaultdict(int)
+    for alert in reading.open_alerts:
+        alerts[(alert.status, *_key(alert.metric, alert.labels))] += 1
+    return StoreSnapshot(score, rate, dict(alerts), reading.outbox_pending)
 
 
-def _monitor_gauges(rows: Iterable[Any]) -> tuple[dict[Key, float], dict[Key, float]]:
+def _monitor_gauges(rows: Iterable[MonitorState]) -> tuple[dict[Key, float], dict[Key, float]]:
     score: dict[Key, float] = {}
     flagged: dict[Key, float] = defaultdict(float)
     total: dict[Key, float] = defaultdict(float)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from canary.alerts.settings import AlertSettings
     from canary.daemon.http import ControlServer
     from canary.daemon.metrics import DaemonMetrics
+    from canary.runner.once import StoredRound
 
 __all__ = ["Daemon", "RoundOutcome", "SlotOutcome"]
 
@@ -72,7 +73,7 @@ class Daemon:
         owner: str | None = None,
         on_slot: Callable[[SlotOutcome], None] | None = None,
     ) -> None:
-        from canary.alerts.sinks.config import build_sinks
+        from canary.alerts.sinks import build_sinks
         from canary.config.selection import select_endpoints
         from canary.daemon.metrics import DaemonMetrics
         from canary.probes import load_suite
@@ -118,11 +119,26 @@ class Daemon:
         return self.execute(claim)
 
     def execute(self, claim: SlotClaim) -> SlotOutcome:
-        """Run every load of a claimed slot, then close or release it."""
-        from canary.runner.once import run_once
+        """Run every load of a claimed slot through the pipeline, then close or release it."""
+        from canary.pipeline import run_and_judge
 
         plan = self.plans[claim.schedule]
         outcome = SlotOutcome(claim.schedule, claim.slot_at, "done", recovered=claim.recovered)
+
+        def record(stored: StoredRound) -> None:
+            load = stored.summary.load_shape
+            endpoints = {e.endpoint: (e.sent, e.sent - e.ok) for e in stored.summary.endpoints}
+            self.metrics.round_finished(claim.schedule, load, stored.status, endpoints)
+            outcome.rounds.append(
+                RoundOutcome(
+                    load,
+                    stored.run_id,
+                    stored.status,
+                    sent=sum(s for s, _ in endpoints.values()),
+                    errors=sum(e for _, e in endpoints.values()),
+                )
+            )
+
         with self._held_lock:
             self._held[claim.id] = claim
         try:
@@ -130,11 +146,14 @@ class Daemon:
                 if self.stop_flag.is_set():
                     outcome.status = "aborted"
                     break
-                stored = run_once(
+                judged = run_and_judge(
+                    self.store,
                     self.fleet,
                     plan.suite,
-                    self.store,
                     plan.endpoints,
+                    score=self.config.score,
+                    alerts=self.alerts,
+                    on_stored=record,
                     load_shape=load.name,
                     trigger="daemon",
                     concurrency=load.concurrency,
@@ -144,20 +163,12 @@ class Daemon:
                     repeat=load.repeat,
                     on_start=lambda run_id: self.ledger.attach_run(claim, run_id),
                 )
-                endpoints = {e.endpoint: (e.sent, e.sent - e.ok) for e in stored.summary.endpoints}
-                self.metrics.round_finished(claim.schedule, load.name, stored.status, endpoints)
-                result = RoundOutcome(
-                    load.name,
-                    stored.run_id,
-                    stored.status,
-                    sent=sum(s for s, _ in endpoints.values()),
-                    errors=sum(e for _, e in endpoints.values()),
-                )
-                outcome.rounds.append(result)
-                if stored.status != "completed":
+                if judged.stored.status != "completed":
                     outcome.status = "aborted"
                     break
-                result.transitions = self._judge(stored.run_id)
+                if judged.notifications:
+                    self.dispatch()
+                outcome.rounds[-1].transitions = [t.__dict__ for t in judged.transitions]
         except Exception as exc:  # one bad slot must not stop the daemon
             logger.exception("slot %s@%s failed", claim.schedule, claim.slot_at.isoformat())
             outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -172,21 +183,6 @@ class Daemon:
         if self.on_slot is not None:
             self.on_slot(outcome)
         return outcome
-
-    def _judge(self, run_id: int) -> list[dict[str, Any]]:
-        """Score the run, then feed it to the alert monitors."""
-        if self.config.score:
-            from canary.scoring import score_stored
-
-            score_stored(self.store, run_id=run_id)
-        if self.alerts is None:
-            return []
-        from canary.alerts.engine import evaluate_run
-
-        report = evaluate_run(self.store, run_id, self.alerts)
-        if report.notifications:
-            self.dispatch()
-        return [t.__dict__ for t in report.transitions]
 
     # --- housekeeping ---------------------------------------------------------------------
 

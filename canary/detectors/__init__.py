@@ -28,32 +28,51 @@ Adding a detector takes a few lines, in your package or here::
             share = sum(c.isupper() for c in text) / max(1, len(text))
             return [Score("upper_share", share, flagged=share > self.threshold)]
 
-A third-party package exposes it through the ``canary.detectors`` entry-point group.
+A third-party package exposes it through the ``canary.detectors`` entry-point group. Give it
+``metrics = (rate("upper_share", 0.01),)`` and compare, baselines, alerts and reports test it
+like a built-in (`canary.detectors.metrics`); a `GroupDetector` judges a probe's repeats together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib import import_module
 
-from canary.detectors import code, entropy, fixed, script  # noqa: F401  (register built-ins)
 from canary.detectors.base import (
     Detector,
     DetectorLike,
     DetectorSpec,
+    GroupDetector,
+    GroupMember,
     Score,
     ScoringInput,
 )
-from canary.detectors.registry import build_detector, detectors, register_detector
+from canary.detectors.metrics import Bins, EvidenceView, Explanation, Metric, Span
+from canary.detectors.registry import (
+    AnyDetector,
+    build_detector,
+    declared_metrics,
+    declared_probe_kinds,
+    detectors,
+    group_detector_names,
+    register_detector,
+    result_detector_names,
+)
 
-_DEFAULTS: dict[str, tuple[Detector, DetectorSpec]] = {}
+#: Built-in detector modules, registered in this order: the order reports list their metrics.
+BUILT_INS = ("script", "code", "fixed", "entropy", "topk", "determinism", "sampling", "outcome")
+for _module in BUILT_INS:
+    import_module(f"canary.detectors.{_module}")
+
+_DEFAULTS: dict[str, tuple[AnyDetector, DetectorSpec]] = {}
 
 
-def default_detector(name: str) -> Detector:
+def default_detector(name: str) -> AnyDetector:
     """The detector called ``name`` with its default arguments (built once, then reused)."""
     return _default(name)[0]
 
 
-def _default(name: str) -> tuple[Detector, DetectorSpec]:
+def _default(name: str) -> tuple[AnyDetector, DetectorSpec]:
     built = _DEFAULTS.get(name)
     if built is None:
         detector = build_detector(name)
@@ -69,7 +88,7 @@ def score_all(
     Raises `ConfigError` for an unknown detector name or a probe whose ``expect`` a detector
     cannot use (an unknown script or language, an invalid regex).
     """
-    selected = detectors.names() if names is None else list(names)
+    selected = result_detector_names() if names is None else list(names)
     results: list[tuple[DetectorSpec, Score]] = []
     for name in selected:
         detector, spec = _default(name)
@@ -79,14 +98,27 @@ def score_all(
 
 
 __all__ = [
+    "BUILT_INS",
+    "AnyDetector",
+    "Bins",
     "Detector",
     "DetectorLike",
     "DetectorSpec",
+    "EvidenceView",
+    "Explanation",
+    "GroupDetector",
+    "GroupMember",
+    "Metric",
     "Score",
     "ScoringInput",
+    "Span",
     "build_detector",
+    "declared_metrics",
+    "declared_probe_kinds",
     "default_detector",
     "detectors",
+    "group_detector_names",
     "register_detector",
+    "result_detector_names",
     "score_all",
 ]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+
+from canary.detectors.metrics import Metric
 
 if TYPE_CHECKING:
     from canary.probes.model import Probe
@@ -85,6 +87,7 @@ class DetectorLike(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]
     kinds: ClassVar[frozenset[str]]
+    metrics: ClassVar[tuple[Metric, ...]]
 
     @property
     def args(self) -> dict[str, Any]: ...
@@ -113,6 +116,11 @@ class Detector:
     """Probe kinds this detector scores; ``"*"`` scores every kind."""
     content: ClassVar[bool] = True
     """Whether the detector judges the output text (and so skips failed requests)."""
+    probe_kinds: ClassVar[frozenset[str]] = frozenset()
+    """Probe kinds it introduces beyond ``kinds`` (a detector of every kind may name its own)."""
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    """The metrics it stores that compare, alerts and reports test: kind, policy, bins and how
+    to explain their evidence. A stored metric not declared here is kept but never tested."""
 
     @property
     def args(self) -> dict[str, Any]:
@@ -135,6 +143,60 @@ class Detector:
 
     def measure(self, inp: ScoringInput) -> list[Score]:
         """Score a result that `score` decided to judge. Subclasses implement this."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """One result of a group (the repeats of one probe to one endpoint in one run)."""
+
+    result_id: int
+    output_text: str | None
+    error_kind: str | None = None
+    tokens: list[TokenLogprob] | None = None
+
+
+@dataclass(frozen=True)
+class GroupDetector:
+    """Base for detectors that judge the repeats of one probe together (determinism, sampling).
+
+    `canary.scoring.groups` hands `score_group` every complete group of a probe kind in
+    ``kinds``; each result still gets its own scores, so rates, cohorts and evidence work like
+    any other metric. With ``reference``, the group is judged against the reference model by
+    `canary.scoring.reference` instead, and the class only declares what it stores.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    """Probe kinds whose groups it scores (none: it only declares metrics)."""
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    reference: ClassVar[bool] = False
+    """Scored by the reference scorer, not through `score_group`."""
+    group_by: ClassVar[str] = "run,endpoint,probe"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def spec(self) -> DetectorSpec:
+        return DetectorSpec(self.name, self.version, {"group": self.group_by, **self.args})
+
+    @property
+    def fingerprint(self) -> str:
+        """``version+group``: what the group's scores are stored with."""
+        return f"{self.version}+group"
+
+    def applies_to(self, probe: Probe) -> bool:
+        """Never one result at a time: groups are scored by `score_group`."""
+        return False
+
+    def score(self, inp: ScoringInput) -> list[Score]:
+        return []
+
+    def score_group(self, probe: Probe, members: Sequence[GroupMember]) -> list[tuple[int, Score]]:
+        """(result id, score) pairs for one complete group of ``probe``'s repeats."""
         raise NotImplementedError
 
 

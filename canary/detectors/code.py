@@ -13,12 +13,14 @@ import codeop
 import functools
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import regex
 
 from canary.detectors.base import Detector, Score, ScoringInput, clip
+from canary.detectors.metrics import Explanation, Metric, Span, rate
 from canary.detectors.registry import register_detector
 from canary.errors import ConfigError
 from canary.probes.model import Probe
@@ -124,6 +126,25 @@ class CodeDetector(Detector):
     name: ClassVar[str] = "code"
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"code"})
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate(
+            "code_parse_error",
+            0.01,
+            critical=True,
+            explain=Explanation(
+                spans=lambda v: syntax_span(v.text, v.located, v.prompt) if v.evidence else [],
+                detail=lambda v: (
+                    {k: v.evidence.get(k) for k in ("error", "line", "column", "language")}
+                    if v.evidence
+                    else {}
+                ),
+                lines=lambda d: [
+                    f"{d.get('language')}: {d.get('error')} at line {d.get('line')}, "
+                    f"column {d.get('column')}"
+                ],
+            ),
+        ),
+    )
 
     default_language: str = "python"
     """Language for code probes that declare no ``expect.language``."""
@@ -327,3 +348,37 @@ def _tidy_sqlglot(message: str) -> str:
         return "end of input" if m.group(1) == "SENTINEL" else repr(m.group(2))
 
     return _SQLGLOT_TOKEN.sub(token, message)
+
+
+def syntax_span(text: str, evidence: Mapping[str, Any] | None, prompt: str | None) -> list[Span]:
+    """The character (or word) where the parser stopped, in the output's own offsets.
+
+    The evidence holds a 1-based line and column inside the code block that was parsed: a fence
+    body (starting at ``offset`` in the output), the whole output, or prompt + output for a
+    completion, whose prompt lines come first.
+    """
+    ev = evidence or {}
+    line, column = ev.get("line"), ev.get("column")
+    if not text or not isinstance(line, int) or line < 1:
+        return []
+    if ev.get("source") == "fence":
+        base = int(ev.get("offset") or 0)
+        code = text[base:]
+    elif ev.get("source") == "completion" and prompt:
+        base, code = -len(prompt), prompt + text
+    else:
+        base, code = 0, text
+    lines = code.split("\n")
+    if line > len(lines):
+        return []
+    line_start = sum(len(x) + 1 for x in lines[: line - 1])
+    col = max(0, min(int(column or 1) - 1, max(len(lines[line - 1]) - 1, 0)))
+    at = base + line_start + col
+    if at >= len(text):
+        at = len(text) - 1
+    if at < 0:
+        return []  # the error is in the prompt part of a completion
+    end = at + 1
+    while end < len(text) and text[at].isalnum() and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return [Span(at, end, "syntax_error", str(ev.get("error", "syntax error")))]

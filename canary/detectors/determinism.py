@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-from canary.detectors.base import Score, clip
+from canary.detectors.base import GroupDetector, GroupMember, Score, clip
+from canary.detectors.metrics import Metric, rate
+from canary.detectors.registry import register_detector
+
+if TYPE_CHECKING:
+    from canary.probes.model import Probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +64,44 @@ def summarize_repeats(outputs: Sequence[str | None]) -> DeterminismSummary:
         majority_output=majority,
         variants=tuple((clip(text, 120), count) for text, count in ranked[:5]),
     )
+
+
+@register_detector
+@dataclass(frozen=True)
+class DeterminismDetector(GroupDetector):
+    """Each repeat against its group: ``distinct_outputs`` of the group, and
+    ``majority_mismatch``, flagged when a greedy or seeded repeat differs from the majority."""
+
+    name: ClassVar[str] = "determinism"
+    version: ClassVar[str] = "1"
+    kinds: ClassVar[frozenset[str]] = frozenset({"determinism"})
+    metrics: ClassVar[tuple[Metric, ...]] = (rate("majority_mismatch", 0.01),)
+
+    def score_group(self, probe: Probe, members: Sequence[GroupMember]) -> list[tuple[int, Score]]:
+        texts = [(m.result_id, None if m.error_kind else m.output_text) for m in members]
+        summary = summarize_repeats([text for _, text in texts])
+        if summary.repeats < 2:
+            return []
+        params = probe.params
+        expect_identical = params.temperature == 0.0 or params.seed is not None
+        evidence = None
+        if summary.distinct > 1:
+            evidence = {"repeats": summary.repeats, "variants": [list(v) for v in summary.variants]}
+        out: list[tuple[int, Score]] = []
+        for result_id, text in texts:
+            if text is None:
+                continue
+            mismatch = text != summary.majority_output
+            out.append((result_id, Score("distinct_outputs", float(summary.distinct))))
+            out.append(
+                (
+                    result_id,
+                    Score(
+                        "majority_mismatch",
+                        float(mismatch),
+                        flagged=expect_identical and mismatch,
+                        evidence=evidence if mismatch else None,
+                    ),
+                )
+            )
+        return out

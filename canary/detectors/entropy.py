@@ -20,6 +20,7 @@ import numpy as np
 import regex
 
 from canary.detectors.base import Detector, Score, ScoringInput, clip
+from canary.detectors.metrics import Bins, Metric, continuous, rate
 from canary.detectors.registry import register_detector
 
 # Words, punctuation marks, and single characters of scripts written without spaces.
@@ -93,6 +94,12 @@ class EntropyDetector(Detector):
     name: ClassVar[str] = "entropy"
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"entropy", "sampling", "determinism"})
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate("degenerate", 0.005),
+        # Both directions are faults: corruption raises entropy, degenerate repetition lowers it.
+        continuous("char_entropy", 0.1, Bins(0.0, 8.0, 160), "two_sided"),
+        continuous("compression_ratio", 0.02, Bins(0.0, 1.5, 150), "two_sided"),
+    )
 
     ngram: int = 4
     """n of the distinct-n-gram ratio."""

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import regex
 
 from canary.detectors.base import Detector, Score, ScoringInput, clip
+from canary.detectors.metrics import Metric, rate
 from canary.detectors.registry import register_detector
 from canary.errors import ConfigError
 
@@ -82,6 +83,7 @@ class FixedDetector(Detector):
     name: ClassVar[str] = "fixed"
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"fixed"})
+    metrics: ClassVar[tuple[Metric, ...]] = (rate("fixed_fail", 0.02),)
 
     got_limit: int = 200
     """Characters of the output kept in evidence."""

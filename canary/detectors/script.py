@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import regex
 
 from canary.detectors.base import Detector, Score, ScoringInput, clip
+from canary.detectors.metrics import EvidenceView, Explanation, Metric, Span, rate
 from canary.detectors.registry import register_detector
 from canary.errors import ConfigError
 
@@ -96,6 +97,31 @@ class ScriptDetector(Detector):
     name: ClassVar[str] = "script"
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"*"})
+    probe_kinds: ClassVar[frozenset[str]] = frozenset({"script"})
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate(
+            "unexpected_script",
+            0.001,
+            critical=True,
+            explain=Explanation(
+                spans=lambda v: script_spans(v.text, v.located),
+                detail=lambda v: _facts(v, ("scripts", "unexpected_chars", "expected")),
+                lines=lambda d: [
+                    f"{d.get('unexpected_chars')} character(s) of "
+                    f"{', '.join(str(s) for s in d.get('scripts') or []) or '?'}"
+                ],
+                severity=lambda ev: float(ev.get("unexpected_chars") or 0),
+            ),
+        ),
+        rate(
+            "mojibake",
+            0.002,
+            explain=Explanation(
+                spans=lambda v: mojibake_spans(v.text, v.located),
+                severity=lambda ev: float(len(ev.get("reasons") or [])),
+            ),
+        ),
+    )
 
     default_scripts: tuple[str, ...] = DEFAULT_SCRIPTS
     """Scripts expected when a probe declares none."""
@@ -236,3 +262,35 @@ def _all_script_names() -> tuple[str, ...]:
         if len(alias) > len(longest.get(ident, "")):
             longest[ident] = alias
     return tuple(longest.values())
+
+
+def script_spans(text: str, evidence: Mapping[str, Any] | None) -> list[Span]:
+    """Characters of unexpected scripts: the stored spans, else a fresh scan of ``text``."""
+    spans = []
+    for s in (evidence or {}).get("spans", []):
+        start, end = int(s.get("start", -1)), int(s.get("end", -1))
+        if 0 <= start < end <= len(text):
+            spans.append(Span(start, end, "unexpected_script", f"{s.get('script', '?')} script"))
+    if spans or not text:
+        return spans
+    pattern = unexpected_pattern(frozenset(DEFAULT_SCRIPTS))
+    return [
+        Span(m.start(), m.end(), "unexpected_script", "outside Latin/Common")
+        for m in pattern.finditer(text)
+    ][:10]
+
+
+def mojibake_spans(text: str, evidence: Mapping[str, Any] | None) -> list[Span]:
+    """The first replacement, control or mis-decoded character the detector reported."""
+    spans = []
+    for reason in (evidence or {}).get("reasons", []):
+        at = reason.get("offset")
+        if isinstance(at, int) and 0 <= at < len(text):
+            spans.append(Span(at, at + 1, "mojibake", str(reason.get("reason", "mojibake"))))
+    return spans
+
+
+def _facts(view: EvidenceView, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The named evidence fields, when there is evidence."""
+    ev = view.evidence
+    return {k: ev.get(k) for k in keys} if ev else {}

@@ -27,9 +27,12 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from canary.detectors.base import Score, clip
+from canary.detectors import topk_evidence as shown
+from canary.detectors.base import GroupDetector, Score, clip
+from canary.detectors.metrics import Bins, Explanation, Metric, continuous, rate
+from canary.detectors.registry import register_detector
 from canary.records import TokenLogprob, finite_logprob
 
 #: A greedy endpoint that passes over a reference top-1 the reference preferred by at least this
@@ -99,6 +102,43 @@ class TopkAgreement:
                 Score("mean_shared_kl", self.mean_kl),
             ]
         return scores
+
+
+@register_detector
+@dataclass(frozen=True)
+class TopkDetector(GroupDetector):
+    """Greedy ``topk``/``routing`` outputs against the reference model's tokens (scored by
+    `canary.scoring.reference`, which owns the model)."""
+
+    name: ClassVar[str] = "topk"
+    version: ClassVar[str] = "2"
+    kinds: ClassVar[frozenset[str]] = frozenset({"topk", "routing"})
+    reference: ClassVar[bool] = True
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate(
+            "first_divergence",
+            0.005,
+            critical=True,
+            explain=Explanation(
+                spans=lambda v: shown.divergence_span(v.text, v.tokens, v.located),
+                detail=lambda v: shown.divergence_detail(v.tokens, v.evidence),
+                lines=shown.divergence_lines,
+                severity=lambda ev: float(ev.get("reference_gap_nats") or 0.0),
+            ),
+        ),
+        rate(
+            "greedy_not_argmax",
+            0.001,
+            critical=True,
+            explain=Explanation(
+                spans=lambda v: shown.not_argmax_span(v.text, v.tokens, v.located),
+                detail=lambda v: shown.not_argmax_detail(v.evidence),
+            ),
+        ),
+        continuous("top1_agreement", 0.02, Bins(0.0, 1.0, 100), "lower_is_worse"),
+        continuous("mean_logprob_gap", 0.05, Bins(0.0, 10.0, 200)),
+        continuous("mean_shared_kl", 0.02, Bins(0.0, 4.0, 200)),
+    )
 
 
 def top1(position: TokenLogprob) -> str:

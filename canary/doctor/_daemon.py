@@ -11,16 +11,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, func, or_, select
-
-from canary.alerts.model import OPEN_ALERT_STATUSES
 from canary.doctor._check import Check, Status, fmt_age
 from canary.errors import CanaryError
 from canary.sanitize import one_line
-from canary.store.models import AlertRow, DeliveryRow, ScheduleSlotRow
+from canary.store.alert_values import OPEN_ALERT_STATUSES
 
 if TYPE_CHECKING:
     from canary.daemon.config import DaemonConfig, ScheduleConfig
+    from canary.store import Store
+    from canary.store.daemon_state import DaemonState, ScheduleHistory
 
 #: A schedule whose last completed slot is older than this many periods is stale.
 STALE_PERIODS = 3
@@ -34,22 +33,29 @@ RECENT_AT_LEAST = timedelta(hours=1)
 
 
 def check_daemon_health(
-    engine: Engine, daemon: DaemonConfig | None, now: datetime, config_path: Path | None = None
+    store: Store, daemon: DaemonConfig | None, now: datetime, config_path: Path | None = None
 ) -> list[Check]:
     """Per-schedule freshness (with a daemon config), orphaned slots, outbox, open alerts."""
+    from canary.store.daemon_state import read_daemon_state
+
     start = f"start one: `canary daemon --config {config_path or 'DAEMON.yaml'}`"
-    with engine.connect() as conn:
-        checks = [
-            _schedule_health(conn, s, now, start) for s in (daemon.schedules if daemon else [])
-        ]
-        checks.append(_failed_slots(conn, daemon.schedules if daemon else [], now))
-        checks += [_orphans(conn, now, start), _outbox(conn, now), _alerts(conn)]
+    schedules = daemon.schedules if daemon else []
+    windows = _failure_windows(schedules)
+    state = read_daemon_state(
+        store,
+        schedules=[s.name for s in schedules],
+        failed_since=now - max([RECENT_AT_LEAST, *windows.values()]),
+        now=now,
+        open_statuses=OPEN_ALERT_STATUSES,
+    )
+    checks = [_schedule_health(state.schedules[s.name], s, now, start) for s in schedules]
+    checks.append(_failed_slots(state, windows, now))
+    checks += [_orphans(state, now, start), _outbox(state, now), _alerts(state)]
     return checks
 
 
-def _failed_slots(conn: Connection, schedules: list[ScheduleConfig], now: datetime) -> Check:
-    """Slots that failed recently, per schedule: a daemon that keeps probing but cannot finish
-    its slots (a scoring bug, a database error) must fail doctor, not pass it quietly."""
+def _failure_windows(schedules: list[ScheduleConfig]) -> dict[str, timedelta]:
+    """How far back a failed slot of each schedule counts as recent."""
     from canary.daemon.timing import period_of
 
     windows: dict[str, timedelta] = {}
@@ -58,14 +64,14 @@ def _failed_slots(conn: Connection, schedules: list[ScheduleConfig], now: dateti
             windows[schedule.name] = max(RECENT_PERIODS * period_of(schedule), RECENT_AT_LEAST)
         except CanaryError:
             windows[schedule.name] = RECENT_AT_LEAST
-    oldest = now - max([RECENT_AT_LEAST, *windows.values()])
-    rows = conn.execute(
-        select(ScheduleSlotRow.schedule, ScheduleSlotRow.slot_at, ScheduleSlotRow.error)
-        .where(ScheduleSlotRow.status == "failed", ScheduleSlotRow.slot_at >= oldest)
-        .order_by(ScheduleSlotRow.slot_at)
-    ).all()
+    return windows
+
+
+def _failed_slots(state: DaemonState, windows: dict[str, timedelta], now: datetime) -> Check:
+    """Slots that failed recently, per schedule: a daemon that keeps probing but cannot finish
+    its slots (a scoring bug, a database error) must fail doctor, not pass it quietly."""
     failed: dict[str, list[str | None]] = {}
-    for row in rows:
+    for row in state.failed:
         name = row.schedule.split("/", 1)[0]  # older daemons keyed slots ``name/load``
         if row.slot_at >= now - windows.get(name, RECENT_AT_LEAST):
             failed.setdefault(name, []).append(row.error)
@@ -85,32 +91,19 @@ def _failed_slots(conn: Connection, schedules: list[ScheduleConfig], now: dateti
 
 
 def _schedule_health(
-    conn: Connection, schedule: ScheduleConfig, now: datetime, start: str
+    history: ScheduleHistory, schedule: ScheduleConfig, now: datetime, start: str
 ) -> Check:
     from canary.daemon.timing import period_of
 
     name = f"last run {schedule.name}"
-    # Slots are keyed by schedule name (older daemons wrote ``name/load``).
-    mine = or_(
-        ScheduleSlotRow.schedule == schedule.name,
-        ScheduleSlotRow.schedule.startswith(f"{schedule.name}/", autoescape=True),
-    )
-    last_done = conn.execute(
-        select(func.max(ScheduleSlotRow.finished_at)).where(mine, ScheduleSlotRow.status == "done")
-    ).scalar()
-    latest = conn.execute(
-        select(ScheduleSlotRow.status, ScheduleSlotRow.error)
-        .where(mine)
-        .order_by(ScheduleSlotRow.slot_at.desc())
-        .limit(1)
-    ).first()
+    last_done = history.last_done
     try:
         period = period_of(schedule)
     except CanaryError:
         return Check(name, "warn", "not checked: the timetable is invalid", "", "daemon")
     failed = ""
-    if latest is not None and latest.status == "failed":
-        failed = f"; latest slot failed: {' '.join((latest.error or '-').split())[:200]}"
+    if history.latest_status == "failed":
+        failed = f"; latest slot failed: {' '.join((history.latest_error or '-').split())[:200]}"
     if last_done is None:
         detail = f"no completed slot yet{failed}"
         return Check(name, "warn", detail, f"if no daemon runs it yet, {start}", "daemon")
@@ -126,28 +119,20 @@ def _schedule_health(
     return Check(name, "ok", detail, area="daemon")
 
 
-def _orphans(conn: Connection, now: datetime, start: str) -> Check:
+def _orphans(state: DaemonState, now: datetime, start: str) -> Check:
     """Slots still marked running whose owner stopped renewing the lease."""
-    count, oldest = conn.execute(
-        select(func.count(), func.min(ScheduleSlotRow.lease_until)).where(
-            ScheduleSlotRow.status == "running", ScheduleSlotRow.lease_until < now
-        )
-    ).one()
+    count, oldest = state.orphans, state.oldest_orphan_lease
     if not count:
         return Check("orphaned slots", "ok", "none", area="daemon")
-    detail = f"{count} slot(s) still 'running' with the lease past, oldest {fmt_age(now - oldest)}"
+    age = fmt_age(now - oldest) if oldest is not None else "?"
+    detail = f"{count} slot(s) still 'running' with the lease past, oldest {age}"
     fix = f"a live daemon takes them over within its lease; if none is running, {start}"
     return Check("orphaned slots", "warn", detail, fix, "daemon")
 
 
-def _outbox(conn: Connection, now: datetime) -> Check:
+def _outbox(state: DaemonState, now: datetime) -> Check:
     """Pending deliveries per sink and the oldest's age: a backlog means a sink is down."""
-    rows = conn.execute(
-        select(DeliveryRow.sink, func.count(), func.min(DeliveryRow.created_at))
-        .where(DeliveryRow.status == "pending")
-        .group_by(DeliveryRow.sink)
-        .order_by(DeliveryRow.sink)
-    ).all()
+    rows = [(b.sink, b.pending, b.oldest) for b in state.outbox]
     if not rows:
         return Check("outbox", "ok", "no pending deliveries", area="daemon")
     total = sum(count for _, count, _ in rows)
@@ -157,12 +142,7 @@ def _outbox(conn: Connection, now: datetime) -> Check:
     detail = f"{total} pending ({per_sink}), oldest {fmt_age(age)}"
     if age <= OUTBOX_WARN:
         return Check("outbox", "ok", detail, area="daemon")
-    last_error = conn.execute(
-        select(DeliveryRow.last_error)
-        .where(DeliveryRow.status == "pending", DeliveryRow.last_error.is_not(None))
-        .order_by(DeliveryRow.created_at)
-        .limit(1)
-    ).scalar()
+    last_error = state.oldest_pending_error
     if last_error:
         detail += f"; last error: {' '.join(last_error.split())[:200]}"
     status: Status = "fail" if age > OUTBOX_FAIL else "warn"
@@ -170,14 +150,8 @@ def _outbox(conn: Connection, now: datetime) -> Check:
     return Check("outbox", status, detail, fix, "daemon")
 
 
-def _alerts(conn: Connection) -> Check:
-    counts = dict(
-        conn.execute(
-            select(AlertRow.status, func.count())
-            .where(AlertRow.status.in_(OPEN_ALERT_STATUSES))
-            .group_by(AlertRow.status)
-        ).all()
-    )
+def _alerts(state: DaemonState) -> Check:
+    counts = state.open_alerts
     firing, pending = counts.get("firing", 0), counts.get("pending", 0)
     detail = f"{firing} firing, {pending} pending"
     if firing:

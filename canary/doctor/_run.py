@@ -8,7 +8,7 @@ from pathlib import Path
 from canary.doctor._check import Check, failure
 from canary.doctor._config import check_baseline, check_config
 from canary.doctor._daemon import check_daemon_health
-from canary.doctor._database import check_database, doctor_engine
+from canary.doctor._database import check_database
 from canary.doctor._endpoints import check_endpoints
 from canary.doctor._sinks import check_sinks
 from canary.errors import CanaryError, ConfigError
@@ -30,7 +30,8 @@ def run_checks(
     created, sent to a sink, or left in the database; endpoints get one request of one token
     each.
     """
-    from canary.store import Store, resolve_database_url
+    from canary.store import resolve_database_url
+    from canary.store.health import bounded_store
 
     if config is not None and fleet is not None:
         raise ConfigError("give --config or --fleet, not both; the daemon config names its fleet")
@@ -44,16 +45,16 @@ def run_checks(
     except CanaryError as exc:
         checks.append(failure("database", exc, "database"))
     else:
-        engine = doctor_engine(url, timeout_s)
+        store = bounded_store(url, timeout_s)
         try:
-            found, at_head = check_database(engine, timeout_s)
+            found, at_head = check_database(store, timeout_s)
             checks += found
             if at_head:
                 if loaded.daemon is not None and loaded.daemon.alerts is not None:
-                    checks.append(check_baseline(Store(engine, url), loaded.daemon.alerts.baseline))
-                checks += check_daemon_health(engine, loaded.daemon, now, loaded.daemon_path)
+                    checks.append(check_baseline(store, loaded.daemon.alerts.baseline))
+                checks += check_daemon_health(store, loaded.daemon, now, loaded.daemon_path)
         finally:
-            engine.dispose()
+            store.close()
     if loaded.daemon is not None:
         checks += check_sinks(loaded.daemon)
     if loaded.fleet is not None:

@@ -1,15 +1,15 @@
 """Probe suites: versioned data files of fixed requests and what their checks need."""
 
 from canary.probes.loading import list_suites, load_suite, resolve_suite_path
-from canary.probes.model import PROBE_KINDS, Message, Probe, SamplingParams, Suite
+from canary.probes.model import Message, Probe, SamplingParams, Suite, probe_kinds
 
 __all__ = [
-    "PROBE_KINDS",
     "Message",
     "Probe",
     "SamplingParams",
     "Suite",
     "list_suites",
     "load_suite",
+    "probe_kinds",
     "resolve_suite_path",
 ]

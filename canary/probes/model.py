@@ -11,18 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _PROBE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
-#: Probe kinds shipped with canary; a detector declares which kinds it scores.
-PROBE_KINDS = (
-    "fixed",
-    "code",
-    "script",
-    "entropy",
-    "topk",
-    "determinism",
-    "sampling",
-    "routing",
-    "generic",
-)
+
+def probe_kinds() -> tuple[str, ...]:
+    """The probe kinds the registered detectors score (``generic`` needs none): a plugin's
+    detector adds its own.
+
+    The detectors sit above this module, so they are found by name at first use, the way entry
+    points are, and this module never imports them.
+    """
+    from importlib import import_module
+
+    kinds: tuple[str, ...] = import_module("canary.detectors").declared_probe_kinds()
+    return kinds
 
 
 class _Strict(BaseModel):
@@ -93,8 +93,9 @@ class Probe(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        if value not in PROBE_KINDS:
-            raise ValueError(f"unknown kind {value!r}; use one of {', '.join(PROBE_KINDS)}")
+        known = probe_kinds()
+        if value not in known:
+            raise ValueError(f"unknown kind {value!r}; use one of {', '.join(known)}")
         return value
 
     @model_validator(mode="after")

@@ -2,7 +2,8 @@
 
 Endpoints are compared against `ReferenceModel` (the shipped tiny model by default, or any local
 Hugging Face causal LM). `ReferenceRunner` caches greedy outputs in the store, keyed by the
-model fingerprint, so repeated rounds never recompute them. torch and transformers are imported
+model fingerprint, so repeated rounds never recompute them. Positions are
+`canary.records.TokenLogprob`, the type endpoints return. torch and transformers are imported
 only when a model is loaded, so importing this package stays cheap.
 """
 
@@ -10,7 +11,6 @@ from canary.reference._cache import ReferenceCache, cache_key, canonical_params
 from canary.reference._model import (
     ReferenceModel,
     ReferenceOutput,
-    TokenLogprob,
     encode_prompt,
     fingerprint_dir,
 )
@@ -21,7 +21,6 @@ __all__ = [
     "ReferenceModel",
     "ReferenceOutput",
     "ReferenceRunner",
-    "TokenLogprob",
     "cache_key",
     "canonical_params",
     "encode_prompt",

@@ -1,19 +1,18 @@
-"""Reference outputs cached in the store's `reference_outputs` table, so rounds never recompute."""
+"""Reference outputs cached in the store (`canary.store.reference_cache`), so rounds never
+recompute them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from canary.reference._model import ReferenceOutput, TokenLogprob
+from canary.reference._model import ReferenceOutput
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-logger = logging.getLogger(__name__)
+    from canary.store import Store
+    from canary.store.reference_cache import CachedOutput
 
 
 def canonical_params(params: Mapping[str, Any]) -> str:
@@ -29,49 +28,17 @@ def cache_key(prompt: str, params: Mapping[str, Any]) -> str:
 
 
 class ReferenceCache:
-    """Reads and writes `ReferenceOutputRow`s keyed by (model fingerprint, cache key)."""
+    """Reference outputs by (model fingerprint, cache key), read from and written to the store."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def get_many(self, fingerprint: str, keys: Iterable[str]) -> dict[str, ReferenceOutput]:
         """The cached outputs among `keys`, by key; missing keys are simply absent."""
-        from sqlalchemy import delete, select
-        from sqlalchemy.orm import Session
+        from canary.store.reference_cache import get_reference_outputs
 
-        from canary.store.models import ReferenceOutputRow
-
-        wanted = sorted(set(keys))
-        found: dict[str, ReferenceOutput] = {}
-        unreadable: list[int] = []
-        with Session(self.engine) as session:
-            # Chunked so the IN list stays under SQLite's parameter limit.
-            for start in range(0, len(wanted), 500):
-                rows = session.scalars(
-                    select(ReferenceOutputRow).where(
-                        ReferenceOutputRow.model_fingerprint == fingerprint,
-                        ReferenceOutputRow.cache_key.in_(wanted[start : start + 500]),
-                    )
-                )
-                for row in rows:
-                    try:
-                        found[row.cache_key] = _from_row(row)
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        logger.warning(
-                            "reference cache row %s is unreadable (%s: %s); recomputing it",
-                            row.id,
-                            type(exc).__name__,
-                            exc,
-                        )
-                        unreadable.append(row.id)
-            if unreadable:
-                # Dropped, so the recomputed output is cached in its place: a bad row must not
-                # cost a recomputation in every later pass, nor fail one.
-                session.execute(
-                    delete(ReferenceOutputRow).where(ReferenceOutputRow.id.in_(unreadable))
-                )
-                session.commit()
-        return found
+        found = get_reference_outputs(self.store, fingerprint, keys)
+        return {key: _output(cached) for key, cached in found.items()}
 
     def put_many(
         self,
@@ -79,42 +46,31 @@ class ReferenceCache:
         entries: Iterable[tuple[Mapping[str, Any], ReferenceOutput]],
     ) -> int:
         """Store `(params, output)` pairs; returns how many were new (others were already there)."""
-        from sqlalchemy.exc import IntegrityError
-        from sqlalchemy.orm import Session
+        from canary.store.reference_cache import CachedOutput, put_reference_outputs
 
-        from canary.store.models import ReferenceOutputRow
-
-        added = 0
-        with Session(self.engine) as session:
-            for params, output in entries:
-                row = ReferenceOutputRow(
-                    model_fingerprint=fingerprint,
-                    cache_key=cache_key(output.prompt, params),
-                    prompt=output.prompt,
-                    params=dict(params),
-                    output_text=output.text,
-                    tokens=[t.to_json() for t in output.tokens],
+        return put_reference_outputs(
+            self.store,
+            fingerprint,
+            (
+                CachedOutput(
+                    cache_key(output.prompt, params),
+                    output.prompt,
+                    dict(params),
+                    output.text,
+                    list(output.tokens),
                 )
-                try:
-                    # A concurrent runner may have stored the same key first; theirs is as good.
-                    with session.begin_nested():
-                        session.add(row)
-                    added += 1
-                except IntegrityError:
-                    pass
-            session.commit()
-        return added
+                for params, output in entries
+            ),
+        )
 
 
-def _from_row(row: Any) -> ReferenceOutput:
-    """The cached output; raises (KeyError, TypeError, ValueError) on a row it cannot read."""
-    tokens = [TokenLogprob.from_json(t) for t in row.tokens]
+def _output(cached: CachedOutput) -> ReferenceOutput:
     # eos is the only stop, so fewer tokens than max_tokens means the model stopped itself.
-    max_tokens = (row.params or {}).get("max_tokens")
-    stopped = isinstance(max_tokens, int) and len(tokens) < max_tokens
+    max_tokens = cached.params.get("max_tokens")
+    stopped = isinstance(max_tokens, int) and len(cached.tokens) < max_tokens
     return ReferenceOutput(
-        prompt=row.prompt,
-        text=row.output_text,
-        tokens=tokens,
+        prompt=cached.prompt,
+        text=cached.text,
+        tokens=cached.tokens,
         finish_reason="stop" if stopped else "length",
     )

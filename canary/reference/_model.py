@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+from canary.records import TokenLogprob, finite_logprob
 
 if TYPE_CHECKING:
     import torch
@@ -25,46 +27,6 @@ DEFAULT_BATCH_SIZE = 16
 _IMPORT_LOCK = threading.Lock()
 
 
-class TokenLogprob(NamedTuple):
-    """One generated position: its surface text (`tokenizer.decode([id])`), id, logprob, top-n."""
-
-    token: str
-    token_id: int
-    logprob: float
-    top: dict[str, float]
-    """The `top_logprobs` most likely tokens at this position, token text → logprob."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The cached form. A non-finite logprob is written as null (JSON has no NaN) and a
-        non-finite alternative is left out, so what `from_json` reads back is what was meant."""
-        return {
-            "token": self.token,
-            "token_id": self.token_id,
-            "logprob": self.logprob if math.isfinite(self.logprob) else None,
-            "top": {k: v for k, v in self.top.items() if math.isfinite(v)},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TokenLogprob:
-        """Read a cached position. A null or non-number logprob (an old cache row) reads as NaN,
-        the float spelling of "missing", and such alternatives are dropped: one bad cache row
-        must not fail every later scoring pass. Consumers treat NaN as missing."""
-        from canary.records import finite_logprob
-
-        top = data.get("top")
-        logprob = finite_logprob(data.get("logprob"))
-        return cls(
-            str(data["token"]),
-            int(data["token_id"]),
-            math.nan if logprob is None else logprob,
-            {
-                str(k): value
-                for k, v in (top.items() if isinstance(top, dict) else ())
-                if (value := finite_logprob(v)) is not None
-            },
-        )
-
-
 @dataclass(frozen=True)
 class ReferenceOutput:
     """The reference model's greedy continuation of one prompt."""
@@ -72,12 +34,14 @@ class ReferenceOutput:
     prompt: str
     text: str
     tokens: list[TokenLogprob] = field(default_factory=list)
+    """Every position has its `token_id`; a logprob that is not finite is None (missing)."""
     finish_reason: str = "length"
     """"stop" when the model emitted eos (not included in `tokens`), else "length"."""
 
     @property
     def token_ids(self) -> list[int]:
-        return [t.token_id for t in self.tokens]
+        """The generated ids, in order (the reference knows every position's id)."""
+        return [t.token_id for t in self.tokens if t.token_id is not None]
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
@@ -234,11 +198,15 @@ class ReferenceModel:
                     if top_v is not None and top_i is not None:
                         for v, i in zip(top_v[r].tolist(), top_i[r].tolist(), strict=True):
                             # Distinct ids can share a surface text; keep the likelier one.
-                            top.setdefault(self.token_text(int(i)), float(v))
+                            if (value := finite_logprob(v)) is not None:
+                                top.setdefault(self.token_text(int(i)), value)
                     generated[r].append(token_id)
                     tokens[r].append(
                         TokenLogprob(
-                            self.token_text(token_id), token_id, float(logprobs[r, token_id]), top
+                            token=self.token_text(token_id),
+                            logprob=finite_logprob(float(logprobs[r, token_id])),
+                            top=top,
+                            token_id=token_id,
                         )
                     )
                 if all(done):

@@ -9,9 +9,8 @@ from canary.reference._cache import ReferenceCache, cache_key
 from canary.reference._model import ReferenceModel, ReferenceOutput
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from canary.probes.model import Probe
+    from canary.store import Store
 
 
 def greedy_params(max_tokens: int, top_logprobs: int) -> dict[str, Any]:
@@ -25,9 +24,9 @@ class ReferenceRunner:
     `computed` counts the prompts this runner actually ran through the model.
     """
 
-    def __init__(self, model: ReferenceModel, engine: Engine) -> None:
+    def __init__(self, model: ReferenceModel, store: Store) -> None:
         self.model = model
-        self.cache = ReferenceCache(engine)
+        self.cache = ReferenceCache(store)
         self.computed = 0
 
     def greedy(

@@ -3,6 +3,7 @@
 from canary.replay.analysis import ReplayReport, analyse
 from canary.replay.runner import ReplayRun, run_scenario
 from canary.replay.scenario import Scenario, Step, load_scenario
+from canary.replay.warmup import baseline_then_alerting
 
 __all__ = [
     "ReplayReport",
@@ -10,6 +11,7 @@ __all__ = [
     "Scenario",
     "Step",
     "analyse",
+    "baseline_then_alerting",
     "load_scenario",
     "run_scenario",
 ]

@@ -8,16 +8,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, distinct, func, select
-
-from canary.alerts.attribution import change_touches, counts_since
-from canary.alerts.model import Alert, cohort_text
+from canary.alerts.attribution import change_touches
 from canary.alerts.queries import list_alerts
 from canary.config.selection import labels_match
+from canary.records import ResultFilter
 from canary.replay.runner import AppliedStep, ReplayRun
 from canary.stats.cusum import oracle_detection_probes
 from canary.store import Store
-from canary.store.models import CohortRow, ResultRow, ScoreRow
+from canary.store.alert_values import Alert, cohort_text
+from canary.store.replay import cohort_labels, cohort_window
 
 #: An alert firing this many ticks after its fault's rollback still belongs to the fault.
 LAG_TICKS = 6
@@ -25,6 +24,8 @@ LAG_TICKS = 6
 
 @dataclass
 class FaultRow:
+    """One fault of the scenario: whether, where, how fast and to what it was attributed."""
+
     fault: str
     change: str
     detected: bool
@@ -63,6 +64,8 @@ class FaultRow:
 
 @dataclass
 class ImpactRow:
+    """Request- and session-level impact at the front door while one misrouting share held."""
+
     phase: str
     requests: int
     request_rate: float
@@ -72,6 +75,9 @@ class ImpactRow:
 
 @dataclass
 class ReplayReport:
+    """The replay's results, as a value: `canary.replay.render` prints it as a table or
+    Markdown, `to_dict` as JSON."""
+
     scenario: str
     seconds: float
     faults: list[FaultRow]
@@ -82,59 +88,24 @@ class ReplayReport:
 
     @property
     def passed(self) -> bool:
+        """Every fault met its goals and no healthy cohort alerted."""
         return all(f.met_goals for f in self.faults) and not self.false_alerts
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
 
-    def to_markdown(self) -> str:
-        lines = [
-            "| fault | change | detected in | delay (sim) | probes (sessions) | theoretical min "
-            "(sessions; oracle) | ratio | session rate vs baseline | attributed to | resolved "
-            "after rollback |",
-            "|---|---|---|---|---:|---:|---:|---|---|---|",
-        ]
-        for f in self.faults:
-            lines.append(
-                f"| {f.fault} | {f.change} | {f.cohort} {f.metric} | {f.delay_sim} | "
-                f"{_n(f.delay_probes)} ({_n(f.delay_sessions)}) | {_n(f.minimum_sessions)}; "
-                f"{_n(f.oracle_sessions)} | "
-                f"{_r(f.ratio)} | "
-                f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attributed_to or '-'} | "
-                f"{_yes(f.resolved_after_rollback)} |"
-            )
-        lines.append("")
-        lines.append(
-            f"False alerts on healthy cohorts: **{len(self.false_alerts)}**; misattributed "
-            f"alerts: **{len(self.misattributed)}**; wall time {self.seconds / 60:.1f} min."
-        )
-        lines.append("")
-        lines.append(
-            "| front-door user sessions, first_divergence | requests | request rate | sessions "
-            "| session rate |"
-        )
-        lines.append("|---|---:|---:|---:|---:|")
-        for i in self.impact:
-            lines.append(
-                f"| {i.phase} | {i.requests} | {i.request_rate:.2%} | {i.sessions} | "
-                f"{i.session_rate:.2%} |"
-            )
-        return "\n".join(lines)
-
 
 def analyse(store: Store, run: ReplayRun) -> ReplayReport:
+    """Judge a finished replay from what it stored: its alerts, scores and sessions."""
     alerts = [a for a in list_alerts(store, limit=10_000) if a.fired_at is not None]
     starts = {a.step.starts: a for a in run.applied if a.step.starts is not None}
     ends = {a.step.ends: a for a in run.applied if a.step.ends is not None}
-    with store.engine.connect() as conn:
-        cohort_ids = {
-            cohort_text(labels): cohort_id
-            for cohort_id, labels in conn.execute(select(CohortRow.id, CohortRow.labels))
-        }
-        faults = [
-            _fault_row(conn, run, name, start, ends.get(name), alerts, cohort_ids)
-            for name, start in starts.items()
-        ]
+    cohorts = cohort_labels(store)
+    cohort_ids = {cohort_text(labels): cohort_id for cohort_id, labels in cohorts.items()}
+    faults = [
+        _fault_row(store, run, name, start, ends.get(name), alerts, cohort_ids)
+        for name, start in starts.items()
+    ]
     false_alerts, misattributed = _judge_alerts(run, alerts, starts, ends)
     return ReplayReport(
         scenario=run.scenario.name,
@@ -142,13 +113,13 @@ def analyse(store: Store, run: ReplayRun) -> ReplayReport:
         faults=faults,
         false_alerts=false_alerts,
         misattributed=misattributed,
-        impact=_impact(store, run),
+        impact=_impact(store, run, cohorts),
         budget=_budget(run),
     )
 
 
 def _fault_row(
-    conn: Connection,
+    store: Store,
     run: ReplayRun,
     name: str,
     start: AppliedStep,
@@ -172,17 +143,19 @@ def _fault_row(
     row.delay_ticks = ticks
     row.delay_sim = _duration(ticks * run.scenario.tick_period)
     cohort_id = cohort_ids[first.cohort]
-    _, n_delay = counts_since(conn, cohort_id, first.metric, start.at, first.fired_at)
+    delay = cohort_window(store, cohort_id, first.metric, start.at, first.fired_at)
+    n_delay = delay.sessions
     row.delay_sessions = n_delay
-    row.delay_probes = _probes(conn, cohort_id, first.metric, start.at, first.fired_at)
+    row.delay_probes = delay.probes
     until = _next_touching(run, start, first.labels)
-    k, n = counts_since(conn, cohort_id, first.metric, start.at, until)
+    alone = cohort_window(store, cohort_id, first.metric, start.at, until)
+    k, n = alone.flagged_sessions, alone.sessions
     row.rate = k / n if n else None
     row.baseline_rate = first.baseline_rate
     threshold = float(first.detail.get("threshold_nats", 0.0))
     if row.rate is not None and row.rate > first.baseline_rate and threshold > 0:
         row.oracle_sessions = oracle_detection_probes(first.baseline_rate, row.rate, threshold)
-        per_round = n / max(_rounds(conn, cohort_id, start.at, until), 1)
+        per_round = n / max(alone.rounds, 1)
         row.minimum_sessions = math.ceil(row.oracle_sessions / per_round) * per_round
         row.ratio = n_delay / row.minimum_sessions
     if end is not None:
@@ -197,34 +170,6 @@ def _next_touching(run: ReplayRun, start: AppliedStep, labels: dict[str, str]) -
     time: every later result counts)."""
     later = [a.at for a in run.applied if a.at > start.at and change_touches(a.step.select, labels)]
     return min(later, default=datetime.max.replace(tzinfo=start.at.tzinfo))
-
-
-def _rounds(conn: Connection, cohort_id: int, since: datetime, until: datetime) -> int:
-    return int(
-        conn.execute(
-            select(func.count(distinct(ResultRow.run_id))).where(
-                ResultRow.cohort_id == cohort_id,
-                ResultRow.started_at >= since,
-                ResultRow.started_at <= until,
-            )
-        ).scalar_one()
-    )
-
-
-def _probes(conn: Connection, cohort_id: int, metric: str, since: datetime, until: datetime) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(ResultRow)
-            .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
-            .where(
-                ResultRow.cohort_id == cohort_id,
-                ResultRow.started_at >= since,
-                ResultRow.started_at <= until,
-                ScoreRow.metric == metric,
-            )
-        ).scalar_one()
-    )
 
 
 def _judge_alerts(
@@ -266,20 +211,18 @@ def _escalates(run: ReplayRun, change_id: str | None, causes: list[AppliedStep])
     return False
 
 
-def _impact(store: Store, run: ReplayRun) -> list[ImpactRow]:
-    from canary.stats.impact import session_impact
+def _impact(store: Store, run: ReplayRun, cohorts: dict[int, dict[str, str]]) -> list[ImpactRow]:
+    from canary.store.impact import session_impact
 
     where = run.scenario.impact_cohort
     rows = []
     for current in (a for a in run.applied if a.step.misroute_share is not None):
         share = current.step.misroute_share or 0.0
         # Until the next change touching the front door: misrouting alone in the window.
-        until = _next_touching(run, current, {**where, "pools": _pools(store, where)})
+        until = _next_touching(run, current, {**where, "pools": _pools(cohorts, where)})
         impact = session_impact(
             store,
-            since=current.at,
-            until=until,
-            labels=where,
+            ResultFilter(labels=dict(where), since=current.at, until=until),
             metrics=["first_divergence"],
             group_by=tuple(where),
         )
@@ -296,12 +239,11 @@ def _impact(store: Store, run: ReplayRun) -> list[ImpactRow]:
     return rows
 
 
-def _pools(store: Store, labels: dict[str, str]) -> str:
+def _pools(cohorts: dict[int, dict[str, str]], labels: dict[str, str]) -> str:
     """The ``pools`` label of the cohorts matching ``labels`` (front doors name their pools)."""
-    with store.engine.connect() as conn:
-        for (cohort_labels,) in conn.execute(select(CohortRow.labels)):
-            if labels_match(cohort_labels, labels):
-                return str(cohort_labels.get("pools", ""))
+    for cohort in cohorts.values():
+        if labels_match(cohort, labels):
+            return str(cohort.get("pools", ""))
     return ""
 
 
@@ -315,19 +257,3 @@ def _budget(run: ReplayRun) -> list[str]:
 def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def _n(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f}"
-
-
-def _r(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}×"
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2%}"
-
-
-def _yes(x: bool | None) -> str:
-    return "-" if x is None else ("yes" if x else "no")

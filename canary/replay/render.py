@@ -1,4 +1,5 @@
-"""The replay's results as rich tables."""
+"""The replay's results for people: rich tables on a terminal, or a Markdown table (what the
+README and `benchmarks/replay.py` embed)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from canary.sanitize import markup_safe, one_line
 
 
 def render_report(report: ReplayReport, console: Console) -> None:
+    """Print the faults and impact tables, the alert counts, the budget and PASS or FAIL."""
     # Scenario names, faults and change ids come from a scenario file: Text, never markup.
     table = Table(title=Text(one_line(f"replay {report.scenario}: {report.seconds / 60:.1f} min")))
     for column in (
@@ -66,3 +68,55 @@ def render_report(report: ReplayReport, console: Console) -> None:
     for line in report.budget:
         console.print(f"[dim]budget: {markup_safe(line)}[/]")
     console.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
+
+
+def render_markdown(report: ReplayReport) -> str:
+    """The faults table, the alert counts and the impact table as GitHub Markdown."""
+    lines = [
+        "| fault | change | detected in | delay (sim) | probes (sessions) | theoretical min "
+        "(sessions; oracle) | ratio | session rate vs baseline | attributed to | resolved "
+        "after rollback |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for f in report.faults:
+        lines.append(
+            f"| {f.fault} | {f.change} | {f.cohort} {f.metric} | {f.delay_sim} | "
+            f"{_n(f.delay_probes)} ({_n(f.delay_sessions)}) | {_n(f.minimum_sessions)}; "
+            f"{_n(f.oracle_sessions)} | "
+            f"{_r(f.ratio)} | "
+            f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attributed_to or '-'} | "
+            f"{_yes(f.resolved_after_rollback)} |"
+        )
+    lines.append("")
+    lines.append(
+        f"False alerts on healthy cohorts: **{len(report.false_alerts)}**; misattributed "
+        f"alerts: **{len(report.misattributed)}**; wall time {report.seconds / 60:.1f} min."
+    )
+    lines.append("")
+    lines.append(
+        "| front-door user sessions, first_divergence | requests | request rate | sessions "
+        "| session rate |"
+    )
+    lines.append("|---|---:|---:|---:|---:|")
+    for i in report.impact:
+        lines.append(
+            f"| {i.phase} | {i.requests} | {i.request_rate:.2%} | {i.sessions} | "
+            f"{i.session_rate:.2%} |"
+        )
+    return "\n".join(lines)
+
+
+def _n(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _r(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}×"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
+def _yes(x: bool | None) -> str:
+    return "-" if x is None else ("yes" if x else "no")

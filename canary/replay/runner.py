@@ -7,12 +7,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from canary.replay.scenario import Scenario, Step
 from canary.store import Store
 
+if TYPE_CHECKING:
+    from canary.daemon.outcome import SlotOutcome
+    from canary.sim.admin_client import AdminClient
+
 BASELINE_NAME = "replay-baseline"
+SIM_START = datetime(2026, 8, 5, tzinfo=UTC)
+"""Where a replay's simulated clock starts."""
 Progress = Callable[[str], None]
+Until = Callable[[int, "list[SlotOutcome]"], bool]
+"""Asked after each tick past the baseline with its index and outcomes: stop now?"""
 
 
 @dataclass(frozen=True)
@@ -40,68 +49,76 @@ class ReplayRun:
         return max(bisect.bisect_right(self.tick_times, when) - 1, 0)
 
 
-def run_scenario(store: Store, scenario: Scenario, *, progress: Progress = print) -> ReplayRun:
-    """Replay ``scenario`` against a fresh simulated fleet, storing everything in ``store``."""
-    from canary.compare.baselines import capture_baseline
-    from canary.daemon.config import DaemonConfig
-    from canary.daemon.service import Daemon
-    from canary.records import ResultFilter
+def run_scenario(
+    store: Store,
+    scenario: Scenario,
+    *,
+    progress: Progress = print,
+    baseline_name: str = BASELINE_NAME,
+    start: datetime = SIM_START,
+    owner: str = "replay",
+    until: Until | None = None,
+) -> ReplayRun:
+    """Replay ``scenario`` against a fresh simulated fleet, storing everything in ``store``.
+
+    Slot times run from ``start`` in simulated time; results and changes are stamped in real
+    time. ``until`` is asked after every tick past the baseline and ends the replay early when
+    it answers true (the demo stops at its first attributed alert).
+    """
+    from canary.replay.warmup import baseline_then_alerting
+    from canary.sim.admin_client import AdminClient
     from canary.sim.embedded import embedded_fleet
     from canary.store.changes import record_change
 
     began = time.perf_counter()
     run = ReplayRun(scenario)
     schedules = [s.model_dump() for s in scenario.schedules]
-    sim_start = datetime(2026, 8, 5, tzinfo=UTC)
+    period = scenario.tick_period
+    run.baseline_ticks = scenario.ticks(scenario.baseline)
+    every = max(run.baseline_ticks // 6, 1)
+
+    def healthy_tick(i: int, outcomes: list[SlotOutcome]) -> None:
+        if (i + 1) % every == 0 or i + 1 == run.baseline_ticks:
+            sent = sum(r.sent for o in outcomes for r in o.rounds)
+            simulated = _hours((i + 1) * period).lstrip("+")
+            progress(
+                f"healthy round {i + 1}/{run.baseline_ticks}, {simulated} simulated: "
+                f"{sent} probes sent"
+            )
+
     with embedded_fleet() as fleet:
-        admin = fleet.endpoints[0].base_url.removesuffix("/v1")
-        healthy = Daemon(
-            DaemonConfig.model_validate({"sim": True, "schedules": schedules}),
+        admin = AdminClient(fleet.endpoints[0].base_url.removesuffix("/v1"))
+        daemon = baseline_then_alerting(
+            store,
             fleet,
-            store,
-            owner="replay",
-        )
-        run.baseline_ticks = scenario.ticks(scenario.baseline)
-        for i in range(run.baseline_ticks):
-            healthy.tick(sim_start + i * scenario.tick_period)
-            if i % 6 == 5:
-                progress(f"baseline: {(i + 1) * scenario.tick_period} simulated")
-        capture_baseline(
-            store,
-            BASELINE_NAME,
-            ResultFilter(),
-            ("endpoint", "load"),
+            [start + i * period for i in range(run.baseline_ticks)],
+            healthy={"sim": True, "schedules": schedules},
+            alerting={
+                "sim": True,
+                "schedules": schedules,
+                "alerts": {
+                    "false_alarms_per_year": scenario.false_alarms_per_year,
+                    "margins": scenario.margins,
+                },
+            },
+            baseline=baseline_name,
             note=f"the first {scenario.baseline} of the replay",
-            replace=True,
+            owner=owner,
+            on_healthy_tick=healthy_tick,
         )
-        daemon = Daemon(
-            DaemonConfig.model_validate(
-                {
-                    "sim": True,
-                    "schedules": schedules,
-                    "alerts": {
-                        "baseline": BASELINE_NAME,
-                        "false_alarms_per_year": scenario.false_alarms_per_year,
-                        "margins": scenario.margins,
-                    },
-                }
-            ),
-            fleet,
-            store,
-            owner="replay",
-        )
+        progress(f"baseline {baseline_name!r} captured from the healthy fleet")
         pending = sorted(scenario.steps, key=lambda s: s.offset)
         for i in range(scenario.ticks(scenario.after)):
-            offset = i * scenario.tick_period
+            offset = i * period
             while pending and pending[0].offset <= offset:
                 step = pending.pop(0)
                 _apply(admin, step)
                 at = datetime.now(UTC)
                 record_change(store, step.change, step.kind, step.select, at, note=step.note)
                 run.applied.append(AppliedStep(step, i, at))
-                progress(f"{_hours(offset)}: {step.kind} {step.change} — {step.note}".rstrip(" —"))
+                progress(f"{_hours(offset)}: {step.kind} {step.change} recorded; {_does(step)}")
             run.tick_times.append(datetime.now(UTC))
-            outcomes = daemon.tick(sim_start + (run.baseline_ticks + i) * scenario.tick_period)
+            outcomes = daemon.tick(start + (run.baseline_ticks + i) * period)
             for o in outcomes:
                 for r in o.rounds:
                     for t in r.transitions:
@@ -111,23 +128,32 @@ def run_scenario(store: Store, scenario: Scenario, *, progress: Progress = print
                                 f"{t['labels'].get('endpoint')} load={t['labels'].get('load')}"
                                 + (f" ← {t['change_id']}" if t.get("change_id") else "")
                             )
+            if until is not None and until(i, outcomes):
+                break
     run.seconds = time.perf_counter() - began
     return run
 
 
-def _apply(admin: str, step: Step) -> None:
-    import httpx as client
-
+def _apply(admin: AdminClient, step: Step) -> None:
     if step.pool_faults is not None:
-        client.put(
-            f"{admin}/admin/pools/{step.pool_faults.pool}/faults",
-            json=step.pool_faults.faults,
-            timeout=30,
-        ).raise_for_status()
+        admin.set_faults(step.pool_faults.pool, step.pool_faults.faults)
     if step.misroute_share is not None:
-        client.put(
-            f"{admin}/admin/router", json={"misroute_share": step.misroute_share}, timeout=30
-        ).raise_for_status()
+        admin.set_router({"misroute_share": step.misroute_share})
+
+
+def _does(step: Step) -> str:
+    """What a step does to the fleet, in a few words (the note says why)."""
+    parts = []
+    if step.pool_faults is not None:
+        switched = ", ".join(
+            f"{name} {'off' if value is None else 'on'}"
+            for name, value in step.pool_faults.faults.items()
+        )
+        parts.append(f"{switched} in pool {step.pool_faults.pool}")
+    if step.misroute_share is not None:
+        parts.append(f"misrouting {step.misroute_share:.0%} of front-door sessions")
+    described = "; ".join(parts) or "nothing switched"
+    return f"{described} — {step.note}" if step.note else described
 
 
 def _hours(offset: timedelta) -> str:

@@ -1,11 +1,11 @@
 """On-call reports: one `Report` value built from the store, rendered for a terminal, as JSON
 and as one self-contained HTML file.
 
-`build_report(store, since=…, selection=…)` gathers the cohort × metric grid (status, rate,
-effect against the reference, per-round trend), open alerts grouped by their change, each pool
-against the rest of the fleet, session-level impact, the worst evidence with its offending span
-located, and the changes of the window. `render_terminal`, `Report.to_dict` and `render_html`
-show the same content.
+`build_report(store, ResultFilter(since=…, labels=…))` gathers the cohort × metric grid
+(status, rate, effect against the reference, per-round trend), open alerts grouped by their
+change, each pool against the rest of the fleet, session-level impact, the worst evidence with
+its offending span located, and the changes of the window. `render_terminal`, `Report.to_dict`
+and `render_html` show the same content.
 """
 
 from canary.reports.build import build_report

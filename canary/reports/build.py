@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from canary.alerts.model import Alert
 from canary.compare.aggregate import ERROR_RATE, cohort_key
 from canary.errors import ConfigError
 from canary.records import ResultFilter
@@ -15,6 +14,7 @@ from canary.reports.model import AlertGroup, ImpactRow, Report
 from canary.reports.pools import POOL_LABELS, compare_pools
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
 from canary.store import Store
+from canary.store.alert_values import Alert
 from canary.store.changes import Change, get_change, list_changes
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -22,28 +22,30 @@ DEFAULT_WINDOW = timedelta(hours=24)
 
 def build_report(
     store: Store,
+    window: ResultFilter | None = None,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    selection: Mapping[str, str] | None = None,
     baseline: str | None = None,
     policies: Mapping[str, MetricPolicy] | None = None,
     alpha: float = 0.05,
     pool_labels: Sequence[str] = POOL_LABELS,
     samples_per_cell: int = 3,
 ) -> Report:
-    """The on-call report of [since, until) (default: the last 24 hours) for the cohorts
-    carrying every ``selection`` label, tested against ``baseline`` (default: see
-    `canary.reports.grid`)."""
+    """The on-call report of the window's [since, until) (default: the 24 hours up to now)
+    for the cohorts carrying every label of ``window``, tested against ``baseline`` (default:
+    see `canary.reports.grid`)."""
     generated = datetime.now(UTC)
-    until = until or generated
-    since = since or until - DEFAULT_WINDOW
+    window = window or ResultFilter()
+    if window.run_ids:
+        raise ConfigError("a report covers a time window, not runs; give --since instead")
+    until = window.until or generated
+    since = window.since or until - DEFAULT_WINDOW
     if since >= until:
         raise ConfigError(
             f"report window starts at {since.isoformat()}, after its end; "
             "give --since a time in the past, e.g. 24h"
         )
-    selection = dict(selection or {})
+    selection = dict(window.labels)
+    window = ResultFilter(labels=selection, since=since, until=until)
     policies = dict(DEFAULT_POLICIES if policies is None else policies)
     from canary.alerts.queries import list_alerts
 
@@ -58,7 +60,6 @@ def build_report(
         baseline=baseline,
         alpha=alpha,
     )
-    window = ResultFilter(labels=selection, since=since, until=until)
     evidence = collect_evidence(
         store,
         grid.cells,
@@ -93,7 +94,7 @@ def build_report(
             labels=pool_labels,
             alpha=alpha,
         ),
-        impact=_impact(store, grid, since, until, selection),
+        impact=_impact(store, grid, window),
         evidence=evidence,
         changes=[c for c in list_changes(store, since, until) if touches(c.labels, selection)],
         notes=notes,
@@ -116,24 +117,16 @@ def _groups(store: Store, alerts: Sequence[Alert]) -> list[AlertGroup]:
     return [AlertGroup(key, changes.get(key), ids) for key, ids in members.items()]
 
 
-def _impact(
-    store: Store,
-    grid: Grid,
-    since: datetime,
-    until: datetime,
-    selection: Mapping[str, str],
-) -> list[ImpactRow]:
+def _impact(store: Store, grid: Grid, window: ResultFilter) -> list[ImpactRow]:
     """Per metric that regressed somewhere: every cohort's flagged requests next to its flagged
     sessions, so the regressed cohorts stand against the healthy ones."""
-    from canary.stats.impact import session_impact
+    from canary.store.impact import session_impact
 
     shown = {c.key for c in grid.cohorts}
     rows = []
     # error_rate is counted from results, not scores: session_impact has nothing to count.
     for metric in sorted({c.metric for c in grid.cells if c.status == "regressed"} - {ERROR_RATE}):
-        for impact in session_impact(
-            store, since=since, until=until, labels=selection, metrics=[metric], group_by=grid.by
-        ):
+        for impact in session_impact(store, window, metrics=[metric], group_by=grid.by):
             key = cohort_key(impact.labels, grid.by)
             if key in shown:
                 rows.append(ImpactRow(metric, key, impact))

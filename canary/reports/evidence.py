@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from canary.compare.aggregate import ERROR_RATE, CohortData
+from canary.compare.aggregate import CohortData
+from canary.detectors.metrics import EvidenceView, Explanation
 from canary.records import ResultFilter
-from canary.reports import spans as locate
 from canary.reports.model import Cell, EvidenceSample, Span
 from canary.stats import MetricPolicy
 from canary.store import Store, StoredResult
@@ -65,28 +65,20 @@ def sample(result: StoredResult, cohort: str, metric: str) -> EvidenceSample:
         text, source = _context(evidence) or f"<{result.error_kind or 'pruned'}>", "context"
     # Stored offsets index the raw output; on a pruned output's context only searches work.
     located = evidence if source == "evidence" else None
-    spans: list[Span] = []
-    detail: dict[str, Any] = {}
-    if metric == "unexpected_script":
-        spans = locate.script_spans(text, located)
-        if evidence is None and spans:
-            source = "output"
-        if evidence:
-            detail = {k: evidence.get(k) for k in ("scripts", "unexpected_chars", "expected")}
-    elif metric == "mojibake":
-        spans = locate.mojibake_spans(text, located)
-    elif metric == "code_parse_error" and evidence:
-        spans = locate.syntax_span(text, located, result.request.get("prompt"))
-        detail = {k: evidence.get(k) for k in ("error", "line", "column", "language")}
-    elif metric == "first_divergence":
-        spans = locate.divergence_span(text, result.tokens, located)
-        detail = locate.divergence_detail(result.tokens, evidence)
-    elif metric == "greedy_not_argmax":
-        spans = locate.not_argmax_span(text, result.tokens, located)
-        if evidence:
-            detail = {k: evidence.get(k) for k in ("index", "chosen", "chosen_logprob", "own_top")}
-    elif metric == ERROR_RATE:
-        detail = {"error_kind": result.error_kind, "error_detail": result.error_detail}
+    explain = _explanation(metric)
+    view = EvidenceView(
+        text=text,
+        evidence=evidence,
+        located=located,
+        tokens=result.tokens,
+        prompt=result.request.get("prompt"),
+        error_kind=result.error_kind,
+        error_detail=result.error_detail,
+    )
+    spans = [Span(*s) for s in explain.spans(view)] if explain.spans else []
+    if evidence is None and spans:
+        source = "output"  # found by scanning the output itself
+    detail: dict[str, Any] = explain.detail(view) if explain.detail else {}
     shown, offset, spans = _window(text, spans)
     return EvidenceSample(
         result_id=result.id,
@@ -133,15 +125,19 @@ def _context(evidence: Mapping[str, Any] | None) -> str | None:
     return str(ev["line_text"]) if ev.get("line_text") else None
 
 
+def _explanation(metric: str) -> Explanation:
+    """How the detector that declares ``metric`` explains its evidence (nothing if none does)."""
+    from canary.detectors import declared_metrics
+
+    declared = declared_metrics().get(metric)
+    return declared.explain if declared is not None else Explanation()
+
+
 def _severity(result: StoredResult, metric: str) -> float:
     """How bad the detector said this output was, comparable within one metric."""
-    ev = _evidence(result, metric) or {}
-    if metric == "unexpected_script":
-        return float(ev.get("unexpected_chars") or 0)
-    if metric == "first_divergence":
-        return float(ev.get("reference_gap_nats") or 0.0)
-    if metric == "mojibake":
-        return float(len(ev.get("reasons") or []))
+    severity = _explanation(metric).severity
+    if severity is not None:
+        return severity(_evidence(result, metric) or {})
     for score in result.scores:
         if score.metric == metric and score.value is not None:
             return float(score.value)

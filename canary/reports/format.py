@@ -90,35 +90,14 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def detail_lines(metric: str, detail: Mapping[str, Any]) -> list[str]:
-    """The facts of an evidence sample as sentences (both renderers print these)."""
-    d = detail
-    if not d:
+    """The facts of an evidence sample as sentences (both renderers print these), as the
+    detector that declares ``metric`` words them; ``key: value`` lines otherwise."""
+    if not detail:
         return []
-    if metric == "first_divergence":
-        return [
-            f"position {d.get('position')}: endpoint chose {d.get('endpoint_token')!r} "
-            f"(endpoint logprob {_lp(d.get('endpoint_logprob'))}, "
-            f"reference logprob {_lp(d.get('reference_logprob_of_endpoint_token'))})",
-            f"reference top-1 {d.get('reference_token')!r} "
-            f"(reference logprob {_lp(d.get('reference_logprob'))}, "
-            f"endpoint logprob {_lp(d.get('endpoint_logprob_of_reference_token'))}); "
-            f"reference preferred it by {num(_f(d.get('reference_gap_nats')))} nats",
-        ]
-    if metric == "code_parse_error":
-        return [
-            f"{d.get('language')}: {d.get('error')} at line {d.get('line')}, "
-            f"column {d.get('column')}"
-        ]
-    if metric == "unexpected_script":
-        scripts = ", ".join(str(s) for s in d.get("scripts") or [])
-        return [f"{d.get('unexpected_chars')} character(s) of {scripts or '?'}"]
-    return [f"{k}: {v}" for k, v in d.items()]
+    from canary.detectors import declared_metrics
 
-
-def _lp(value: object) -> str:
-    """A logprob, or where it is missing: the token fell outside that side's returned top-k."""
-    return num(float(value)) if isinstance(value, int | float) else "below its top-k"
-
-
-def _f(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+    declared = declared_metrics().get(metric)
+    lines = declared.explain.lines if declared is not None else None
+    if lines is not None:
+        return lines(detail)
+    return [f"{k}: {v}" for k, v in detail.items()]

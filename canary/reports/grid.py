@@ -29,15 +29,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from canary.alerts.model import OPEN_ALERT_STATUSES, Alert
 from canary.compare.aggregate import ERROR_RATE, Aggregate, CohortData, aggregate, cohort_key
-from canary.compare.gate import NotComparable, compare
+from canary.compare.gate import NotComparable, cohort_tests
 from canary.errors import NotFoundError
 from canary.records import ResultFilter
 from canary.reports.model import Cell, CellStatus, Cohort
-from canary.reports.queries import MonitorView, live_monitors, run_series
-from canary.stats import MetricPolicy, MetricVerdict, evaluate
+from canary.reports.queries import run_series
+from canary.stats import MetricPolicy, MetricVerdict, TestResult, evaluate
+from canary.stats.kinds import stat_test
 from canary.store import Store
+from canary.store.alert_values import OPEN_ALERT_STATUSES, Alert
+from canary.store.reports import MonitorView, live_monitors
 
 #: Rows when there is no baseline to take the grouping from: what the daemon monitors per.
 DEFAULT_BY = ("endpoint", "load")
@@ -67,7 +69,7 @@ def build_grid(
     alpha: float = 0.05,
 ) -> Grid:
     """Test every cohort × rate metric of the window and decide its status (module rule)."""
-    rates = {m: p for m, p in policies.items() if p.kind == "rate"}
+    rates = flag_metrics(policies)
     notes: list[str] = []
     reference, ref_text, by = _reference(
         store, baseline, alerts, since, until, selection, rates, notes
@@ -86,18 +88,17 @@ def build_grid(
         if any(m in c.metrics and c.metrics[m].n for c in cohorts.values())
         or any(a.metric == m for a in open_alerts)
     ]
-    verdicts = _verdicts(reference, cohorts, by, rates, alpha, notes)
-    monitors = live_monitors(store, selection, since)
+    verdicts = _verdicts(reference, cohorts, rates, alpha, notes)
+    monitors = live_monitors(store, ResultFilter(labels=dict(selection), since=since))
     key_of = {cid: key for key, c in cohorts.items() for cid in c.cohort_ids}
-    series = run_series(store, key_of, metrics, since, until)
+    series = run_series(store, key_of, metrics, ResultFilter(since=since, until=until))
     cells = []
     for key in sorted(cohorts):
         for metric in metrics:
-            data = cohorts[key].metrics.get(metric)
-            k, n = (data.k, data.n) if data else (0, 0)
+            k, n = _counts(cohorts[key], metric) or (0, 0)
             ref = reference.cohorts.get(key)
-            ref_data = ref.metrics.get(metric) if ref else None
-            base = ref_data.k / ref_data.n if ref_data and ref_data.n else None
+            ref_k, ref_n = (_counts(ref, metric) if ref else None) or (0, 0)
+            base = ref_k / ref_n if ref_n else None
             rate = k / n if n else None
             cell_alerts = [
                 a for a in open_alerts if a.metric == metric and cohort_key(a.labels, by) == key
@@ -173,6 +174,16 @@ def _worst(monitors: Sequence[MonitorView]) -> MonitorView | None:
     )
 
 
+def flag_metrics(policies: Mapping[str, MetricPolicy]) -> dict[str, MetricPolicy]:
+    """The metrics whose kind counts flags: the grid's columns (and the pools' tests)."""
+    return {m: p for m, p in policies.items() if stat_test(p.kind).counts_flags}
+
+
+def _counts(cohort: CohortData, metric: str) -> tuple[int, int] | None:
+    data = cohort.metrics.get(metric)
+    return data.flag_counts() if data is not None else None
+
+
 def _results(cohort: CohortData) -> int:
     data = cohort.metrics.get(ERROR_RATE)
     return data.n if data else 0
@@ -181,26 +192,25 @@ def _results(cohort: CohortData) -> int:
 def _verdicts(
     reference: Aggregate,
     cohorts: Mapping[str, CohortData],
-    by: tuple[str, ...],
     policies: Mapping[str, MetricPolicy],
     alpha: float,
     notes: list[str],
 ) -> dict[tuple[str, str], MetricVerdict]:
     """Each cohort tested alone (so one incomparable cohort costs only itself), then every
     test of the grid adjusted as one FDR family."""
-    results, names = [], []
+    results: list[TestResult] = []
+    names: list[str] = []
     for key, cohort in sorted(cohorts.items()):
         ref = reference.cohorts.get(key)
         if ref is None or not cohort.metrics:
             continue
         try:
-            tested = compare(Aggregate(by, {key: ref}), Aggregate(by, {key: cohort}), policies)
+            tested, _ = cohort_tests(key, ref, cohort, policies)
         except NotComparable as exc:
             notes.append(f"{key}: not tested against the reference: {exc}")
             continue
-        for v in tested.verdicts:
-            results.append(v.result)
-            names.append(key)
+        results += tested
+        names += [key] * len(tested)
     verdicts = evaluate(results, cohorts=names, policies=dict(policies), alpha=alpha)
     return {(v.cohort, v.metric): v for v in verdicts}
 
@@ -217,14 +227,14 @@ def _reference(
 ) -> tuple[Aggregate, str, tuple[str, ...]]:
     """The reference: ``baseline``; else the one the newest alert fired against; else the
     newest stored baseline; else the earlier window of the same length."""
-    from canary.compare.baselines import list_baselines, load_baseline
+    from canary.compare.baselines import load_baseline
+    from canary.store.baselines import baseline_names
 
     if baseline is not None:
         found = load_baseline(store, baseline)
         return found.aggregate, f"baseline {found.name}", found.aggregate.by
     named = [str(a.detail["baseline"]) for a in alerts if a.detail.get("baseline")]
-    stored = list_baselines(store)
-    for name in [*named, *(b.name for b in reversed(stored))]:
+    for name in [*named, *reversed(baseline_names(store))]:
         try:
             found = load_baseline(store, name)
         except NotFoundError:

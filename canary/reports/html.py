@@ -28,6 +28,13 @@ from canary.reports.format import (
     sparkline,
 )
 from canary.reports.model import EvidenceSample, Report
+from canary.reports.rows import (
+    ALERT_COLUMNS,
+    IMPACT_COLUMNS,
+    alert_tables,
+    impact_rows,
+    labels_text,
+)
 from canary.sanitize import printable
 
 _MARK = {"regressed": "✗", "inconclusive": "?", "ok": "✓", "no data": "·"}
@@ -189,38 +196,19 @@ def _grid(report: Report) -> str:
 def _alerts(report: Report) -> str:
     if not report.alerts:
         return "<h2>Alerts</h2><p>No alerts in the window.</p>"
-    by_id = {a.id: a for a in report.alerts}
     parts = [f"<h2>Alerts ({len(report.alerts)}), grouped as paged</h2>"]
-    for group in report.alert_groups:
+    head = "".join(f"<th>{h}</th>" for h in ALERT_COLUMNS)
+    for group, rows in alert_tables(report):
         c = group.change
         if c is not None:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())) or "whole fleet"
             parts.append(
-                f"<h3>change {_h(c.change_id)} ({_h(c.kind)}, {_h(labels)}, "
+                f"<h3>change {_h(c.change_id)} ({_h(c.kind)}, {_h(labels_text(c.labels))}, "
                 f"{c.at:%Y-%m-%d %H:%M:%S} UTC) {_h(c.note)}</h3>"
             )
         else:
             parts.append("<h3>no attributed change</h3>")
-        rows = []
-        for alert_id in group.alert_ids:
-            a = by_id[alert_id]
-            sessions = pct(a.impact["session_rate"]) if a.impact else "-"
-            cells = [
-                str(a.id),
-                a.status,
-                a.metric,
-                a.cohort,
-                f"{a.rate:.1%} ({a.k}/{a.n})",
-                f"≤ {a.baseline_rate:.1%}",
-                sessions,
-                f"{a.fired_at:%H:%M:%S}" if a.fired_at else "-",
-            ]
-            rows.append("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in cells) + "</tr>")
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("id", "status", "metric", "cohort", "rate", "baseline", "sessions", "fired")
-        )
-        parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+        body = "".join(_row(cells) for _, cells in rows)
+        parts.append(f"<table><tr>{head}</tr>{body}</table>")
     return "".join(parts)
 
 
@@ -243,20 +231,13 @@ def _pools(report: Report) -> str:
 def _impact(report: Report) -> str:
     if not report.impact:
         return ""
-    rows = []
-    for row in report.impact:
-        i = row.impact
-        cells = [
-            row.metric,
-            row.cohort,
-            f"{i.request_rate:.1%} ({i.flagged_requests}/{i.requests})",
-            f"{i.session_rate:.1%} ({i.flagged_sessions}/{i.sessions})",
-        ]
-        rows.append("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in cells) + "</tr>")
-    head = (
-        "<tr><th>metric</th><th>cohort</th><th>requests flagged</th><th>sessions flagged</th></tr>"
-    )
-    return f"<h2>Impact: requests vs sessions</h2><table>{head}{''.join(rows)}</table>"
+    head = "".join(f"<th>{h}</th>" for h in IMPACT_COLUMNS)
+    body = "".join(_row(cells) for cells in impact_rows(report.impact))
+    return f"<h2>Impact: requests vs sessions</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def _row(cells: list[str]) -> str:
+    return "<tr>" + "".join(f"<td>{_h(x)}</td>" for x in cells) + "</tr>"
 
 
 def _evidence(report: Report) -> str:
@@ -285,7 +266,7 @@ def _changes(report: Report) -> str:
         return ""
     items = "".join(
         f"<li>{c.at:%Y-%m-%d %H:%M:%S} UTC <b>{_h(c.change_id)}</b> {_h(c.kind)} "
-        f"{_h(','.join(f'{k}={v}' for k, v in sorted(c.labels.items())) or 'whole fleet')} "
+        f"{_h(labels_text(c.labels))} "
         f"{_h(c.note)}</li>"
         for c in report.changes
     )

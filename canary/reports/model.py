@@ -14,9 +14,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from canary.alerts.model import Alert
-    from canary.stats.impact import CohortImpact
+    from canary.store.alert_values import Alert
     from canary.store.changes import Change
+    from canary.store.impact import CohortImpact
 
 CellStatus = Literal["ok", "regressed", "inconclusive", "no data"]
 STATUSES: tuple[CellStatus, ...] = ("regressed", "inconclusive", "ok", "no data")

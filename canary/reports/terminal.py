@@ -23,6 +23,13 @@ from canary.reports.format import (
     sparkline,
 )
 from canary.reports.model import EvidenceSample, Report
+from canary.reports.rows import (
+    ALERT_COLUMNS,
+    IMPACT_COLUMNS,
+    alert_tables,
+    impact_rows,
+    labels_text,
+)
 from canary.sanitize import one_line, printable
 
 _MARK = {"regressed": "✗", "inconclusive": "?", "ok": "✓", "no data": "·"}
@@ -91,35 +98,23 @@ def _alerts(report: Report, console: Console) -> None:
     if not report.alerts:
         console.print(Text("no alerts in the window", style="green"))
         return
-    by_id = {a.id: a for a in report.alerts}
     console.print(Text(f"{len(report.alerts)} alert(s), grouped as paged", style="bold"))
-    for group in report.alert_groups:
+    for group, rows in alert_tables(report):
         if group.change is not None:
             c = group.change
-            labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())) or "whole fleet"
             at = f"{c.at:%Y-%m-%d %H:%M:%S}"
-            title = _line(f"change {c.change_id} ({c.kind}, {labels}, {at})")
+            title = _line(f"change {c.change_id} ({c.kind}, {labels_text(c.labels)}, {at})")
             if c.note:
                 title.append(one_line(f": {c.note}"), style="italic")
         else:
             title = Text("no attributed change")
         table = Table(title=title, title_justify="left")
-        for column in ("id", "status", "metric", "cohort", "rate", "baseline", "sessions", "fired"):
+        for column in ALERT_COLUMNS:
             table.add_column(column, justify="right" if column in ("id", "rate") else "left")
-        for alert_id in group.alert_ids:
-            a = by_id[alert_id]
-            sessions = pct(a.impact["session_rate"]) if a.impact else "-"
-            fired = f"{a.fired_at:%H:%M:%S}" if a.fired_at else "-"
-            table.add_row(
-                str(a.id),
-                Text(one_line(a.status), style=_ALERT_STYLE.get(a.status, "")),
-                _line(a.metric),
-                _line(a.cohort),
-                f"{a.rate:.1%} ({a.k}/{a.n})",
-                f"≤ {a.baseline_rate:.1%}",
-                sessions,
-                fired,
-            )
+        for a, cells in rows:
+            texts = [_line(cell) for cell in cells]
+            texts[1] = Text(one_line(cells[1]), style=_ALERT_STYLE.get(a.status, ""))
+            table.add_row(*texts)
         console.print(table)
 
 
@@ -139,16 +134,10 @@ def _impact(report: Report, console: Console) -> None:
     if not report.impact:
         return
     table = Table(title="impact of the regressed metrics: requests vs sessions")
-    for column in ("metric", "cohort", "requests flagged", "sessions flagged"):
+    for column in IMPACT_COLUMNS:
         table.add_column(column, justify="left" if column in ("metric", "cohort") else "right")
-    for row in report.impact:
-        i = row.impact
-        table.add_row(
-            _line(row.metric),
-            _line(row.cohort),
-            f"{i.request_rate:.1%} ({i.flagged_requests}/{i.requests})",
-            f"{i.session_rate:.1%} ({i.flagged_sessions}/{i.sessions})",
-        )
+    for cells in impact_rows(report.impact):
+        table.add_row(*map(_line, cells))
     console.print(table)
 
 
@@ -172,7 +161,7 @@ def _changes(report: Report, console: Console) -> None:
         return
     console.print(Text("changes in the window", style="bold"))
     for c in report.changes:
-        labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())) or "whole fleet"
+        labels = labels_text(c.labels)
         console.print(
             _line(f"  {c.at:%Y-%m-%d %H:%M:%S}  {c.change_id}  {c.kind}  {labels}  {c.note}")
         )

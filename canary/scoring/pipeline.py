@@ -3,7 +3,8 @@
 Scoring reads results in id-ordered batches and upserts scores batch by batch, so it runs in
 constant memory and can re-score months of history (`canary score --since 30d`) after a detector
 changes. Per-result detectors come from `canary.detectors`; detectors that need the whole group
-of repeats or a reference model are in `canary.scoring.groups`.
+of repeats are in `canary.scoring.groups`, those that need the reference model in
+`canary.scoring.reference` (which this module imports, never the other way round).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from canary.probes.model import Probe
+from canary.records import ResultFilter
+from canary.scoring.probes import ProbeCache
 
 if TYPE_CHECKING:
     from canary.store import Store
@@ -49,27 +50,24 @@ class ScoringReport:
 
 def score_stored(
     store: Store,
+    results: ResultFilter | None = None,
     *,
-    run_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    labels: Mapping[str, str] | None = None,
     detectors: Iterable[str] | None = None,
     reference: bool = True,
     reference_model: Path | None = None,
     batch_size: int = 5000,
 ) -> ScoringReport:
-    """Score the stored results that match the filters with ``detectors`` (default: all).
+    """Score the stored `results` (default: all) with ``detectors`` (default: all).
 
     With ``reference``, greedy topk/routing probes and sampling probes are also scored against
     the reference model (``reference_model``, default the shipped tiny model).
     """
-    from canary.detectors import default_detector
-    from canary.detectors import detectors as registry
+    from canary.detectors import default_detector, result_detector_names
     from canary.scoring.groups import score_groups
     from canary.store.scores import record_detector_specs, save_scores, scorable_batches
 
-    names = list(detectors) if detectors is not None else registry.names()
+    results = results or ResultFilter()
+    names = list(detectors) if detectors is not None else result_detector_names()
     built = [default_detector(name) for name in names]
     record_detector_specs(
         store, [(d.name, d.spec.fingerprint, d.version, d.spec.args) for d in built]
@@ -77,31 +75,27 @@ def score_stored(
     fingerprints = {d.name: d.spec.fingerprint for d in built}
     probes = ProbeCache(store)
     started = time.perf_counter()
-    results = 0
+    count = 0
     scored: Counter[str] = Counter()
     flagged: Counter[str] = Counter()
-    for batch in scorable_batches(
-        store, run_id=run_id, since=since, until=until, labels=labels, batch_size=batch_size
-    ):
+    for batch in scorable_batches(store, results, batch_size=batch_size):
         probes.load(r.probe_row_id for r in batch)
         to_save = _score_batch(batch, probes, built, fingerprints)
         save_scores(store, to_save)
-        results += len(batch)
+        count += len(batch)
         for s in to_save:
             scored[s.metric] += 1
             flagged[s.metric] += s.flagged
-    group_scores = score_groups(store, run_id=run_id, since=since, until=until, labels=labels)
+    group_scores: list[ScoreToSave] = score_groups(store, results)
     if reference:
         from canary.scoring.reference import ReferenceScorer
 
-        group_scores += ReferenceScorer(store, reference_model).score(
-            run_id=run_id, since=since, until=until, labels=labels
-        )
+        group_scores += ReferenceScorer(store, reference_model).score(results)
     for s in group_scores:
         scored[s.metric] += 1
         flagged[s.metric] += s.flagged
     return ScoringReport(
-        results=results,
+        results=count,
         scores=sum(scored.values()),
         seconds=time.perf_counter() - started,
         flagged=dict(flagged),
@@ -146,22 +140,3 @@ def _score_batch(
                     )
                 )
     return out
-
-
-class ProbeCache:
-    """Probe models by probe row id, parsed once per scoring pass."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._probes: dict[int, Probe] = {}
-
-    def load(self, ids: Iterable[int]) -> None:
-        from canary.store.scores import probe_specs
-
-        missing = {i for i in ids if i not in self._probes}
-        if missing:
-            for row_id, spec in probe_specs(self._store, sorted(missing)).items():
-                self._probes[row_id] = Probe.model_validate(spec)
-
-    def get(self, row_id: int) -> Probe:
-        return self._probes[row_id]

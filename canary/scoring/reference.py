@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from canary.scoring.probes import ProbeCache
+
 if TYPE_CHECKING:
     from canary.probes.model import Probe
+    from canary.records import ResultFilter
     from canary.reference import ReferenceModel
     from canary.store import Store
     from canary.store.scores import ScorableResult, ScoreToSave
@@ -60,26 +62,13 @@ class ReferenceScorer:
             self._model = shared_reference_model(self.model_path)
         return self._model
 
-    def score(
-        self,
-        *,
-        run_id: int | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> list[ScoreToSave]:
-        from canary.scoring.pipeline import ProbeCache
+    def score(self, results: ResultFilter | None = None) -> list[ScoreToSave]:
+        """Score the reference-dependent probes among the stored `results` (default: all)."""
         from canary.store.scores import save_scores, scorable_batches
 
-        filters: dict[str, Any] = {
-            "run_id": run_id,
-            "since": since,
-            "until": until,
-            "labels": labels,
-        }
         probes = ProbeCache(self.store)
         saved: list[ScoreToSave] = []
-        for batch in scorable_batches(self.store, kinds=TOPK_KINDS, **filters):
+        for batch in scorable_batches(self.store, results, kinds=TOPK_KINDS):
             probes.load(r.probe_row_id for r in batch)
             greedy = [r for r in batch if probes.get(r.probe_row_id).params.temperature == 0]
             scores = self._score_topk(greedy, probes)
@@ -87,7 +76,7 @@ class ReferenceScorer:
             saved += scores
         groups: dict[tuple[int, int, int], list[ScorableResult]] = defaultdict(list)
         for batch in scorable_batches(
-            self.store, kinds=SAMPLING_KINDS, include_pruned=True, **filters
+            self.store, results, kinds=SAMPLING_KINDS, include_pruned=True
         ):
             probes.load(r.probe_row_id for r in batch)
             for r in batch:
@@ -106,6 +95,8 @@ class ReferenceScorer:
     def flavours(self) -> dict[int, str]:
         """Endpoint row id → API flavour, read once per scoring pass."""
         if self._flavours is None:
+            from canary.store.scores import endpoint_flavours
+
             self._flavours = endpoint_flavours(self.store)
         return self._flavours
 
@@ -120,7 +111,9 @@ class ReferenceScorer:
             self._fingerprints[name] = spec.fingerprint
         return self._fingerprints[name]
 
-    def _score_topk(self, results: Sequence[ScorableResult], probes: Any) -> list[ScoreToSave]:
+    def _score_topk(
+        self, results: Sequence[ScorableResult], probes: ProbeCache
+    ) -> list[ScoreToSave]:
         from canary.detectors.topk import DEFAULT_MIN_GAP_NATS, compare_to_reference
         from canary.reference import ReferenceRunner
         from canary.store.scores import ScoreToSave
@@ -135,7 +128,7 @@ class ReferenceScorer:
             TOPK_VERSION,
             {"reference": model.fingerprint, "min_gap_nats": DEFAULT_MIN_GAP_NATS},
         )
-        runner = ReferenceRunner(model, self.store.engine)
+        runner = ReferenceRunner(model, self.store)
         flavours = self.flavours
         # One reference output per (rendered prompt, max_tokens): what the endpoint's model saw.
         keys = {
@@ -153,9 +146,8 @@ class ReferenceScorer:
         scores: list[ScoreToSave] = []
         for r in judged:
             ref = reference[keys[r.result_id]]
-            ref_tokens = [_runner_token(t) for t in ref.tokens]
             agreement = compare_to_reference(
-                tokens_from_json(r.tokens), ref_tokens, r.output_text, ref.text
+                tokens_from_json(r.tokens), ref.tokens, r.output_text, ref.text
             )
             for s in agreement.to_scores():
                 scores.append(
@@ -265,29 +257,8 @@ class ReferenceScorer:
         return scores
 
 
-def endpoint_flavours(store: Store) -> dict[int, str]:
-    """Endpoint row id → API flavour (the table is small)."""
-    from sqlalchemy import select
-
-    from canary.store.models import EndpointRow
-
-    with store.engine.connect() as conn:
-        return dict(conn.execute(select(EndpointRow.id, EndpointRow.flavour)).all())
-
-
 def _first_token(r: ScorableResult) -> str | None:
     if r.tokens:
         token = r.tokens[0].get("token")
         return str(token) if token is not None else None
     return None
-
-
-def _runner_token(t: Any) -> Any:
-    """A reference position as the detectors' `TokenLogprob`: a NaN logprob (the reference's
-    spelling of missing, e.g. from an old cache row) becomes None, such alternatives go."""
-    from canary.records import TokenLogprob, finite_logprob
-
-    top = {k: value for k, v in t.top.items() if (value := finite_logprob(v)) is not None}
-    return TokenLogprob(
-        token=t.token, logprob=finite_logprob(t.logprob), top=top, token_id=t.token_id
-    )

@@ -1,7 +1,9 @@
-"""Statistics over stored scores: impact rates, two-sample tests against baselines with effect
+"""Statistics over stored scores: two-sample tests against baselines with effect
 sizes and FDR control, verdicts and the gate, and always-valid sequential monitoring, and
 CUSUM change detection for the daemon."""
 
+# kinds first: it registers the metric kinds and hands policies their direction lookup.
+from canary.stats import kinds as _kinds  # noqa: F401  (isort: skip)
 from canary.stats.continuous import compare_continuous_binned, compare_continuous_samples
 from canary.stats.cusum import (
     CusumRateDetector,
@@ -13,7 +15,6 @@ from canary.stats.cusum import (
     recovery_log_lr,
 )
 from canary.stats.distributions import compare_distributions
-from canary.stats.impact import CohortImpact, session_impact
 from canary.stats.multiple import FdrMethod, adjust_pvalues
 from canary.stats.policy import (
     DEFAULT_BINNING,
@@ -52,7 +53,6 @@ __all__ = [
     "DEFAULT_POLICIES",
     "EXIT_CODES",
     "Binning",
-    "CohortImpact",
     "CusumRateDetector",
     "CusumState",
     "Direction",
@@ -89,5 +89,4 @@ __all__ = [
     "policy_for",
     "recovery_log_lr",
     "required_n",
-    "session_impact",
 ]

@@ -6,24 +6,44 @@ test on millions of probes finds that "significant". Only a difference beyond th
 
 Continuous metrics are compared as histograms on fixed per-metric bin edges (`histogram_edges`),
 so a baseline captured months ago and today's data share edges without either side re-binning.
+
+The defaults are what the registered detectors declare (`canary.detectors.Metric`):
+`DEFAULT_POLICIES` and `DEFAULT_BINNING` are read from the detector registry on first use, so a
+plugin's metrics get their own policy and bins with no table to edit here.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
-from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from canary.stats.binning import Binning, BinScale
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 Direction = Literal["higher_is_worse", "lower_is_worse", "two_sided"]
 """Which change is worse. ``two_sided`` (continuous only): a shift either way beyond the margin
 is a regression, and there is no improvement (entropy and compressibility move both ways under
 different faults: corruption raises them, degenerate repetition lowers them)."""
 
-MetricKind = Literal["rate", "continuous", "distribution"]
+MetricKind = str
+"""A registered metric kind (`canary.stats.kinds.stat_tests`): ``rate``, ``continuous``,
+``distribution`` or a plugin's."""
 
-BinScale = Literal["linear", "log"]
+
+#: Which directions a metric kind allows: installed by `canary.stats.kinds` (which imports this
+#: module, so the lookup is handed down rather than imported up).
+_directions_of: Callable[[str], frozenset[str]] | None = None
+
+
+def install_direction_lookup(lookup: Callable[[str], frozenset[str]]) -> None:
+    """Called once by `canary.stats.kinds`: how a policy finds the directions of its kind."""
+    global _directions_of
+    _directions_of = lookup
 
 
 class MetricPolicy(BaseModel):
@@ -35,7 +55,7 @@ class MetricPolicy(BaseModel):
     """The stored metric name (a detector's score name)."""
     kind: MetricKind
     """``rate``: flagged/total counts; ``continuous``: histograms; ``distribution``: category
-    counts."""
+    counts; or a kind a plugin registers in `canary.stats.kinds.stat_tests`."""
     direction: Direction = "higher_is_worse"
     """Which change is worse; ``two_sided`` only for continuous metrics; distributions ignore it
     (any change of the category mix is worse)."""
@@ -48,91 +68,89 @@ class MetricPolicy(BaseModel):
     inconclusive; a regression of any metric fails the gate."""
 
     @model_validator(mode="after")
-    def _two_sided_only_continuous(self) -> MetricPolicy:
-        if self.direction == "two_sided" and self.kind != "continuous":
+    def _kind_allows_direction(self) -> MetricPolicy:
+        if _directions_of is None:  # pragma: no cover - canary.stats always installs it
+            raise RuntimeError("import canary.stats before building a MetricPolicy")
+        allowed = _directions_of(self.kind)
+        if self.direction not in allowed:
             raise ValueError(
-                f"metric {self.metric!r}: direction 'two_sided' is only supported for continuous "
-                "metrics; use 'higher_is_worse' or 'lower_is_worse'"
+                f"metric {self.metric!r}: direction {self.direction!r} is not supported for "
+                f"{self.kind} metrics; use {' or '.join(repr(d) for d in sorted(allowed))}"
             )
         return self
 
 
-class Binning(BaseModel):
-    """Fixed histogram bins of one continuous metric; out-of-range values go to the end bins."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lo: float
-    """Lower edge of the first bin (values below it are counted in the first bin)."""
-    hi: float
-    """Upper edge of the last bin (values above it are counted in the last bin)."""
-    bins: Annotated[int, Field(ge=2, le=4096)] = 64
-    """Number of bins; the bin width is the resolution of the Hodges–Lehmann shift."""
-    scale: BinScale = "linear"
-    """``log``: geometric bins (``lo`` > 0), for heavy-tailed metrics such as latency."""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Binning:
-        if not self.hi > self.lo:
-            raise ValueError(f"binning needs hi > lo, got lo={self.lo}, hi={self.hi}")
-        if self.scale == "log" and self.lo <= 0:
-            raise ValueError("log binning needs lo > 0")
-        return self
-
-    def edges(self) -> list[float]:
-        """The ``bins + 1`` edges."""
-        if self.scale == "log":
-            a, b = math.log(self.lo), math.log(self.hi)
-            return [math.exp(a + (b - a) * i / self.bins) for i in range(self.bins + 1)]
-        return [self.lo + (self.hi - self.lo) * i / self.bins for i in range(self.bins + 1)]
+V = TypeVar("V")
 
 
-def _rate(metric: str, margin: float, critical: bool = False) -> MetricPolicy:
-    return MetricPolicy(metric=metric, kind="rate", margin=margin, critical=critical)
+class _Declared(Mapping[str, V]):
+    """A read-only mapping computed from the detector registry each time it changes."""
+
+    def __init__(self, build: str) -> None:
+        self._build = build
+        self._key: tuple[str, ...] | None = None
+        self._table: dict[str, V] = {}
+
+    def _current(self) -> dict[str, V]:
+        from canary.detectors import registry
+
+        key = tuple(registry.detectors.names())
+        if key != self._key:
+            self._table = getattr(_Builders, self._build)()
+            self._key = key
+        return self._table
+
+    def __getitem__(self, metric: str) -> V:
+        return self._current()[metric]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __repr__(self) -> str:
+        return f"{self._build}({self._current()!r})"
 
 
-def _cont(metric: str, margin: float, direction: Direction = "higher_is_worse") -> MetricPolicy:
-    return MetricPolicy(metric=metric, kind="continuous", margin=margin, direction=direction)
+class _Builders:
+    @staticmethod
+    def policies() -> dict[str, MetricPolicy]:
+        from canary.detectors.registry import declared_metrics
+
+        return {
+            name: MetricPolicy(
+                metric=name,
+                kind=m.kind,
+                direction=m.direction,
+                margin=m.margin,
+                critical=m.critical,
+            )
+            for name, m in declared_metrics().items()
+        }
+
+    @staticmethod
+    def binning() -> dict[str, Binning]:
+        from canary.detectors.registry import declared_metrics
+
+        return {
+            name: Binning(lo=b.lo, hi=b.hi, bins=b.bins, scale=b.scale)
+            for name, m in declared_metrics().items()
+            if (b := m.binning) is not None
+        }
 
 
-DEFAULT_POLICIES: dict[str, MetricPolicy] = {
-    p.metric: p
-    for p in [
-        _rate("unexpected_script", 0.001, critical=True),
-        _rate("mojibake", 0.002),
-        _rate("code_parse_error", 0.01, critical=True),
-        _rate("fixed_fail", 0.02),
-        _rate("degenerate", 0.005),
-        _rate("first_divergence", 0.005, critical=True),
-        _rate("greedy_not_argmax", 0.001, critical=True),
-        _rate("majority_mismatch", 0.01),
-        _rate("first_token_out_of_support", 0.001, critical=True),
-        _rate("error_rate", 0.01),
-        _cont("char_entropy", 0.1, "two_sided"),
-        _cont("compression_ratio", 0.02, "two_sided"),
-        _cont("top1_agreement", 0.02, "lower_is_worse"),
-        _cont("mean_logprob_gap", 0.05),
-        _cont("mean_shared_kl", 0.02),
-        _cont("latency_ms", 50.0),
-        MetricPolicy(metric="sampling_first_token", kind="distribution", margin=0.05),
-    ]
-}
-"""Policies for canary's own metrics; config may override any of them."""
+DEFAULT_POLICIES: Mapping[str, MetricPolicy] = _Declared("policies")
+"""Policies of every metric the registered detectors declare; config may override any of them."""
 
-DEFAULT_BINNING: dict[str, Binning] = {
-    "char_entropy": Binning(lo=0.0, hi=8.0, bins=160),
-    "compression_ratio": Binning(lo=0.0, hi=1.5, bins=150),
-    "top1_agreement": Binning(lo=0.0, hi=1.0, bins=100),
-    "mean_logprob_gap": Binning(lo=0.0, hi=10.0, bins=200),
-    "mean_shared_kl": Binning(lo=0.0, hi=4.0, bins=200),
-    "latency_ms": Binning(lo=1.0, hi=300_000.0, bins=256, scale="log"),
-}
-"""Fixed per-metric bins; never change an entry in place (stored baselines use its edges)."""
+DEFAULT_BINNING: Mapping[str, Binning] = _Declared("binning")
+"""Fixed per-metric bins, as the detectors declare them; never change a declared binning in
+place (stored baselines use its edges)."""
 
 
 def policy_for(
     metric: str,
-    policies: dict[str, MetricPolicy] | None = None,
+    policies: Mapping[str, MetricPolicy] | None = None,
     *,
     scale: float | None = None,
 ) -> MetricPolicy:

@@ -55,11 +55,17 @@ def decide(
         return "inconclusive"
     if significant and effect > margin:
         return "regression"
-    if policy.kind != "distribution" and hi < 0 and effect < -margin:
+    if _improves(policy) and hi < 0 and effect < -margin:
         return "improvement"
     if hi < margin:
         return "pass"
     return "inconclusive"
+
+
+def _improves(policy: MetricPolicy) -> bool:
+    from canary.stats.kinds import stat_test
+
+    return stat_test(policy.kind).improves
 
 
 @dataclass(frozen=True)

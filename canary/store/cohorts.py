@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
 
-from canary.alerts.model import OPEN_ALERT_STATUSES
 from canary.config.selection import labels_match
+from canary.store.alert_values import OPEN_ALERT_STATUSES
 from canary.store.models import AlertRow, CohortRow, MonitorRow, ResultRow
 from canary.store.repository import Store, cohort_fingerprint
 

@@ -12,18 +12,26 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import DBAPIError
 
 from canary.errors import StoreError
 from canary.store.models import RunRow
 
-if TYPE_CHECKING:
-    from canary.store.repository import Store
+
+class Database(Protocol):
+    """What liveness needs of the `Store` (which calls it, so it cannot import the Store)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def write_transaction(self) -> AbstractContextManager[Connection]: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +131,7 @@ def record_heartbeat(conn: Connection, run_id: int, now: datetime) -> bool:
 
 
 def mark_abandoned_runs(
-    store: Store, now: datetime, *, stale_after: timedelta = STALE_AFTER
+    store: Database, now: datetime, *, stale_after: timedelta = STALE_AFTER
 ) -> list[int]:
     """Close every `running` run whose process is gone as `abandoned`; returns their ids.
 
@@ -159,7 +167,7 @@ def mark_abandoned_runs(
         return []
 
 
-def _mark(store: Store, dead: list[_RunningRun]) -> list[int]:
+def _mark(store: Database, dead: list[_RunningRun]) -> list[int]:
     marked: list[int] = []
     with store.write_transaction() as conn:
         for run in dead:

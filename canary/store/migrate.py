@@ -7,10 +7,11 @@ use, and refuses a schema that is older or newer than this canary's migrations.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -174,27 +175,67 @@ def open_store(
     return Store(engine, resolved)
 
 
+SchemaState = Literal["at_head", "empty", "foreign", "behind", "ahead"]
+"""What a database's schema is to this canary: at its head revision; empty (no canary schema
+yet); foreign (canary's tables without alembic's, made by something else); behind (an older
+revision, `canary db upgrade` fixes it); ahead (a revision a newer canary made)."""
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """A database's schema revision judged against this canary's migrations."""
+
+    state: SchemaState
+    revision: str | None
+    """The stored revision; None when the database has none (empty or at base)."""
+    head: str
+    """The newest revision this canary knows."""
+
+
+def schema_status(tables: Iterable[str], revision: str | None) -> SchemaStatus:
+    """The one decision on a schema, from its table names and alembic revision: `open_store`
+    turns it into an error, `canary doctor` into a check."""
+    names = set(tables)
+    head = head_revision()
+    managed = "alembic_version" in names
+    state: SchemaState
+    if not managed and names & _CANARY_TABLES:
+        state = "foreign"
+    elif not managed:
+        state = "empty"
+    elif revision == head:
+        state = "at_head"
+    elif revision is None or revision in known_revisions():
+        state = "behind"
+    else:
+        state = "ahead"
+    return SchemaStatus(state, revision, head)
+
+
+def read_schema_status(connection: Connection) -> SchemaStatus:
+    """`schema_status` of the database behind `connection`."""
+    tables = inspect(connection).get_table_names()
+    return schema_status(tables, MigrationContext.configure(connection).get_current_revision())
+
+
 def _check_schema(engine: Engine, *, auto_create: bool) -> None:
     where = redact(engine.url)
     with _connect(engine) as connection:
-        tables = set(inspect(connection).get_table_names())
-        revision = MigrationContext.configure(connection).get_current_revision()
-    managed = "alembic_version" in tables
-    if not managed and tables & _CANARY_TABLES:
+        status = read_schema_status(connection)
+    if status.state == "foreign":
         raise StoreError(
             f"database {where} has canary tables but no alembic_version table: it was not made "
             "by canary's migrations; point --db at a canary database or an empty one"
         )
-    if not managed:
+    if status.state == "empty":
         if not auto_create:
             raise StoreError(f"database {where} is empty; run `canary db upgrade` to create it")
         _migrate(engine, "head", up=True)
         return
-    head = head_revision()
-    if revision == head:
+    if status.state == "at_head":
         return
-    check_known_revision(revision, where)
+    check_known_revision(status.revision, where)
     raise StoreError(
-        f"database {where} is at schema revision {revision or 'base'} but this canary needs "
-        f"{head}; run `canary db upgrade`"
+        f"database {where} is at schema revision {status.revision or 'base'} but this canary "
+        f"needs {status.head}; run `canary db upgrade`"
     )

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from canary.records import ResultFilter
 from canary.store.filters import result_filters
-from canary.store.models import DetectorSpecRow, ProbeRow, ResultRow, ScoreRow, utcnow
+from canary.store.models import (
+    DetectorSpecRow,
+    EndpointRow,
+    ProbeRow,
+    ResultRow,
+    ScoreRow,
+    utcnow,
+)
 from canary.store.repository import Store
 
 
@@ -50,28 +57,27 @@ class ScoreToSave:
 
 def scorable_batches(
     store: Store,
+    results: ResultFilter | None = None,
     *,
-    run_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    labels: Mapping[str, str] | None = None,
     kinds: Sequence[str] | None = None,
     batch_size: int = 5000,
     include_pruned: bool = False,
 ) -> Iterator[list[ScorableResult]]:
-    """Results to score, oldest id first, in batches (keyset pagination: constant memory).
+    """The `results` to score (default: all), oldest id first, in batches (keyset
+    pagination: constant memory).
 
     ``kinds`` keeps only results of probes of those kinds. Results whose output retention
     removed are left out: scoring their empty output would replace real scores with "empty
     output" ones. Group scorers pass ``include_pruned`` to see (and skip) partly pruned groups.
     """
+    results = results or ResultFilter()
     with store.engine.connect() as conn:
         where = result_filters(
             conn,
-            run_ids=[run_id] if run_id is not None else [],
-            since=since,
-            until=until,
-            labels=labels,
+            run_ids=results.run_ids,
+            since=results.since,
+            until=results.until,
+            labels=results.labels,
         )
     if not include_pruned:
         where.append(ResultRow.pruned_at.is_(None))
@@ -126,6 +132,13 @@ def probe_specs(store: Store, probe_row_ids: Sequence[int]) -> dict[int, dict[st
             select(ProbeRow.id, ProbeRow.spec).where(ProbeRow.id.in_(sorted(set(probe_row_ids))))
         ).all()
     return {row_id: spec for row_id, spec in rows}
+
+
+def endpoint_flavours(store: Store) -> dict[int, str]:
+    """Endpoint row id → API flavour (the table is small): which prompt rendering it saw."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(EndpointRow.id, EndpointRow.flavour)).all()
+    return {row_id: flavour for row_id, flavour in rows}
 
 
 def save_scores(store: Store, scores: Sequence[ScoreToSave]) -> int:

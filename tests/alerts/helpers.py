@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from canary.alerts.model import Alert, alert_fingerprint
+from canary.store.alert_values import Alert, alert_fingerprint
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

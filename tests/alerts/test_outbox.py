@@ -13,11 +13,12 @@ import pytest
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from canary.alerts.outbox import deliver_due, enqueue_notification, pending_deliveries
+from canary.alerts.outbox import deliver_due
 from canary.alerts.sinks import Sink, SinkConfig, build_sinks
 from canary.store import Store
 from canary.store.migrate import open_store
 from canary.store.models import DeliveryRow, NotificationRow
+from canary.store.outbox import enqueue_notification, pending_deliveries
 from tests.alerts.helpers import T0, Receiver, make_payload
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(SinkConfig)

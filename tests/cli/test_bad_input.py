@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,7 +19,8 @@ from typer.testing import CliRunner, Result
 from canary.cli.main import app
 from canary.errors import ExitCode
 from tests.conftest import PG_ADMIN_URL
-from tests.support.openai_server import FakeOpenAI, serve_openai
+from tests.support.cli import write_suite
+from tests.support.openai_server import FakeOpenAI
 
 runner = CliRunner()
 
@@ -39,26 +39,18 @@ def one_error_line(result: Result) -> str:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with serve_openai() as server:
-        yield server
-
-
-@pytest.fixture
-def fleet_file(tmp_path: Path, fake: FakeOpenAI) -> Path:
+def fleet_file(tmp_path: Path, server: FakeOpenAI) -> Path:
     path = tmp_path / "fleet.yaml"
     path.write_text(
         f"defaults: {{max_retries: 0, timeout_s: 5}}\n"
-        f"endpoints:\n  - {{name: pool-a, base_url: '{fake.base_url}', model: m}}\n"
+        f"endpoints:\n  - {{name: pool-a, base_url: '{server.base_url}', model: m}}\n"
     )
     return path
 
 
 @pytest.fixture
 def suite_file(tmp_path: Path) -> Path:
-    path = tmp_path / "mini.jsonl"
-    path.write_text(json.dumps({"id": "hello", "prompt": "Say hello"}) + "\n")
-    return path
+    return write_suite(tmp_path / "mini.jsonl", [{"id": "hello", "prompt": "Say hello"}])
 
 
 # --- files that are not UTF-8 ------------------------------------------------------------------

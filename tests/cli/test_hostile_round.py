@@ -5,24 +5,23 @@ terminal."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from canary.cli.main import app
 from canary.config.fleet import EndpointConfig
 from canary.sim.embedded import embedded_fleet
 from canary.store import StoredResult, open_store
+from tests.support.cli import invoke, write_suite
 from tests.support.hostile_server import SCENARIOS, HostileServer, scenario, serve_hostile
 
 pytestmark = pytest.mark.slow  # minutes, not seconds; the default `pytest` still runs it
-runner = CliRunner()
 
+#: Wide, so rich wraps no output line and a literal check sees each value whole.
+WIDE = {"COLUMNS": "250"}
 KEY_ENV = "CANARY_HOSTILE_API_KEY"
 KEY = "sk-hostile-5d4c3b2a1f0e"
 SUITE_ROWS = [
@@ -99,15 +98,7 @@ def fleet_file(
 
 @pytest.fixture
 def suite_file(tmp_path: Path) -> Path:
-    path = tmp_path / "hostile.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in SUITE_ROWS))
-    return path
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    # Wide, so rich wraps no output line and a literal check sees each value whole.
-    result = runner.invoke(app, list(args), env={"COLUMNS": "250"})
-    return result.exit_code, result.output
+    return write_suite(tmp_path / "hostile.jsonl", SUITE_ROWS)
 
 
 def _stored_texts(row: StoredResult) -> list[str]:
@@ -122,7 +113,7 @@ def test_a_hostile_round_stores_every_row_and_shows_them_inert(
     any_db_url: str, fleet_file: Path, suite_file: Path, hostile: HostileServer
 ) -> None:
     code, out = invoke(
-        "run", "--fleet", str(fleet_file), "--suite", str(suite_file), "--db", any_db_url
+        "run", "--fleet", str(fleet_file), "--suite", str(suite_file), "--db", any_db_url, env=WIDE
     )
     assert code in (0, 5), out
     assert "Traceback" not in out, out
@@ -147,7 +138,7 @@ def test_a_hostile_round_stores_every_row_and_shows_them_inert(
     for row in rows:
         if row.labels.get("pool") != "hostile" or row.probe_id != "topk":
             continue  # one row per endpoint: the one with a token table
-        code, out = invoke("show", str(row.id), "--db", any_db_url)
+        code, out = invoke("show", str(row.id), "--db", any_db_url, env=WIDE)
         assert code == 0, (row.endpoint, out)
         assert "Traceback" not in out
         assert not _FORBIDDEN.search(out), (row.endpoint, ascii(out))

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from canary.cli.main import app
 from canary.errors import ExitCode
-from tests.support.openai_server import FakeOpenAI, serve_openai
-
-runner = CliRunner()
+from tests.support.cli import invoke, write_suite
+from tests.support.openai_server import FakeOpenAI
 
 SUITE_ROWS = [
     {"id": "hello", "prompt": "Say hello", "params": {"logprobs": True, "top_logprobs": 2}},
@@ -26,25 +22,19 @@ SUITE_ROWS = [
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with serve_openai() as server:
-        yield server
-
-
-@pytest.fixture
-def fleet_file(tmp_path: Path, fake: FakeOpenAI) -> Path:
+def fleet_file(tmp_path: Path, server: FakeOpenAI) -> Path:
     path = tmp_path / "fleet.yaml"
     path.write_text(
         f"""
 defaults: {{max_retries: 2, backoff_s: 0.01, timeout_s: 5}}
 endpoints:
   - name: chat-door
-    base_url: {fake.base_url}
+    base_url: {server.base_url}
     flavour: openai-chat
     model: m
     labels: {{route: front-door}}
   - name: pool-a
-    base_url: {fake.base_url}
+    base_url: {server.base_url}
     flavour: openai-completions
     model: m
     labels: {{pool: a, route: direct}}
@@ -55,14 +45,7 @@ endpoints:
 
 @pytest.fixture
 def suite_file(tmp_path: Path) -> Path:
-    path = tmp_path / "mini.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in SUITE_ROWS))
-    return path
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    return write_suite(tmp_path / "mini.jsonl", SUITE_ROWS)
 
 
 def test_run_fills_the_store_and_reads_back(

@@ -25,15 +25,13 @@ from typer.testing import CliRunner
 
 from canary.cli.main import app
 from canary.cli.output import json_text
-from canary.config.fleet import EndpointConfig
-from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord, TokenLogprob
+from canary.records import ResultFilter, TokenLogprob
 from canary.reports import build_report, render_terminal
-from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.changes import record_change
 from canary.store.models import AlertRow
 from tests.daemon.rows import add_alert
+from tests.support.windows import ENDPOINT, store_windows
 
 FORGED = "\x1b[2K\rgate: PASS (exit 0)"
 LINK = "[link=http://evil]x[/link]"
@@ -52,32 +50,10 @@ NOTE = "\x1b]0;title\x07 new \u2067kernels\u2069 <i>x</i> [bold]b[/] \x85"
 LOAD = "\u202eburst\x1b[2K<i>"
 SERVED_BY = "replica-1\x1b]8;;http://evil\x1b\\"
 SECRET = "sk-live-0123456789-secret"
-ENDPOINT = EndpointConfig(
-    name="gpu-x", base_url="http://x.test/v1", model="m", labels={"pool": "a"}
-)
 
 BIDI = regex.compile("[\u202a-\u202e\u2066-\u2069]")
 C1 = regex.compile("[\x80-\x9f]")
 runner = CliRunner()
-
-
-def _record(index: int, at: datetime, text: str, hostile: bool) -> ResultRecord:
-    return ResultRecord(
-        endpoint=ENDPOINT.name,
-        probe_id="hello",
-        repeat_index=index,
-        session_id=f"s-{at:%H}-{index}",
-        labels={**ENDPOINT.cohort_labels(), "load": LOAD},
-        request={"model": "m", "prompt": "Say hello"},
-        started_at=at + timedelta(seconds=index),
-        latency_ms=12.0,
-        attempts=1,
-        status_code=200,
-        output_text=text,
-        finish_reason="stop",
-        served_by=SERVED_BY if hostile else None,
-        tokens=TOKENS if hostile else None,
-    )
 
 
 @pytest.fixture
@@ -86,21 +62,9 @@ def hostile(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Store, in
     evidence), a hostile change and alert; the id of one hostile result."""
     monkeypatch.delenv("CANARY_CHANGE_TOKEN", raising=False)
     store = open_store(sqlite_url)
-    suite_id = store.register_suite(
-        Suite(name="hostile", probes=[Probe(id="hello", kind="script", prompt="Say hello")])
+    now, ids = store_windows(
+        store, suite="hostile", load=LOAD, text=OUTPUT + SECRET, served_by=SERVED_BY, tokens=TOKENS
     )
-    store.register_endpoints([ENDPOINT])
-    now = datetime.now(UTC)
-    ids: list[int] = []
-    windows = ((now - timedelta(hours=30), "Hello there.", 40, False),
-               (now - timedelta(hours=2), OUTPUT + SECRET, 20, True))  # fmt: skip
-    for at, text, count, bad in windows:
-        run_id = store.start_run(suite_id)
-        ids = store.save_results(
-            run_id, suite_id, [_record(i, at, text, bad) for i in range(count)]
-        )
-        store.finish_run(run_id)
-        score_stored(store, run_id=run_id, detectors=["script"], reference=False)
     record_change(store, CHANGE_ID, "deploy", {"pool": "a"}, now - timedelta(hours=3), NOTE)
     labels = {**ENDPOINT.cohort_labels(), "load": LOAD}
     add_alert(store, labels, "unexpected_script", "firing")
@@ -227,7 +191,7 @@ def test_report_renderer_in_a_colour_terminal(hostile: tuple[Store, int]) -> Non
     store, _ = hostile
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, color_system="truecolor", width=200)
-    report = build_report(store, since=datetime.now(UTC) - timedelta(hours=48))
+    report = build_report(store, ResultFilter(since=datetime.now(UTC) - timedelta(hours=48)))
     assert report.evidence, "the hostile outputs should be shown as evidence"
     render_terminal(report, console)
     out = buffer.getvalue()

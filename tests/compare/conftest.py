@@ -10,7 +10,7 @@ import pytest
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord
+from canary.records import ResultFilter, ResultRecord
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 
@@ -74,7 +74,7 @@ def write_run(store: Store) -> Writer:
         for chunk in range(0, n, 5000):
             store.save_results(run_id, suite_id, records[chunk : chunk + 5000])
         store.finish_run(run_id)
-        score_stored(store, run_id=run_id, reference=False)
+        score_stored(store, ResultFilter(run_ids=(run_id,)), reference=False)
         return run_id
 
     return write

@@ -9,6 +9,7 @@ import pytest
 
 from canary.compare import import_baseline, run_compare
 from canary.probes import load_suite
+from canary.records import ResultFilter
 from canary.runner.once import run_once
 from canary.scoring import score_stored
 from canary.sim.embedded import embedded_fleet
@@ -34,8 +35,12 @@ def test_healthy_round_does_not_regress_against_the_shipped_baseline(sqlite_url:
     import_baseline(store, SHIPPED)
     with embedded_fleet() as fleet:
         stored = run_once(fleet, load_suite("topk"), store, [fleet.endpoint("gpu-fp32")])
-    score_stored(store, run_id=stored.run_id)
+    score_stored(store, ResultFilter(run_ids=(stored.run_id,)))
     comparison = run_compare(store, "sim-healthy", f"run:{stored.run_id}")
     gpu = [v for v in comparison.verdicts if v.cohort == "endpoint=gpu-fp32"]
     assert gpu, comparison.notes
-    assert all(v.verdict != "regression" for v in gpu), [(v.metric, v.verdict) for v in gpu]
+    # Latency measures this machine's load, not the fleet's quality: the baseline was captured on
+    # an idle machine, and the suite must pass on a busy one. Every quality metric is held to it.
+    quality = [v for v in gpu if v.metric != "latency_ms"]
+    assert {v.metric for v in quality} >= {"first_divergence", "error_rate"}, quality
+    assert all(v.verdict != "regression" for v in quality), [(v.metric, v.verdict) for v in quality]

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from canary.alerts.model import alert_fingerprint
 from canary.store import Store
+from canary.store.alert_values import alert_fingerprint
 from canary.store.models import AlertRow, DeliveryRow, MonitorRow, NotificationRow
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

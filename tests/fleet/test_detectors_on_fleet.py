@@ -16,14 +16,15 @@ import pytest
 
 from canary.config.fleet import FleetConfig
 from canary.probes import load_suite
+from canary.records import ResultFilter
 from canary.runner.once import run_once
 from canary.scoring import score_stored
 from canary.sim.embedded import default_sim_fleet_path, fleet_config_for
 from canary.sim.fleetconfig import load_sim_fleet
 from canary.sim.router import unit_hash
 from canary.sim.server import RunningFleet, running_fleet
-from canary.stats import session_impact
 from canary.store import Store, open_store
+from canary.store.impact import session_impact
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def probe_round(
         load_shape=f"c{concurrency}",
     )
     assert all(e.ok == e.sent for e in stored.summary.endpoints), stored.summary
-    score_stored(store, run_id=stored.run_id)
+    score_stored(store, ResultFilter(run_ids=(stored.run_id,)))
     rates: dict[str, dict[str, float]] = {name: {} for name in endpoints}
     for result in store.results_for_run(stored.run_id):
         for score in result.scores:

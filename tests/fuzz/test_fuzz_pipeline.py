@@ -36,7 +36,7 @@ from canary.cli.output import json_text
 from canary.compare import run_compare
 from canary.config.fleet import EndpointConfig, FleetConfig, Limits
 from canary.probes.model import Probe, Suite
-from canary.records import ERROR_KINDS
+from canary.records import ERROR_KINDS, ResultFilter
 from canary.runner.once import run_once
 from canary.sanitize import register_secret_envs
 from canary.scoring import score_stored
@@ -191,7 +191,7 @@ def check_round(
             assert row.ok and row.output_text == HEALTHY_TEXT, row
             assert row.served_by == "hostile-pool" and row.finish_reason == "stop"
 
-    report = score_stored(store, run_id=stored.run_id)
+    report = score_stored(store, ResultFilter(run_ids=(stored.run_id,)))
     assert report.results == len(rows)
     shown: set[tuple[str, str | None]] = set()
     for row in store.results_for_run(stored.run_id):
@@ -235,7 +235,7 @@ def test_every_reply_becomes_one_stored_row(
         # A healthy round first: the "before" side every fuzzed round is compared with.
         fleet = _fleet(hostile, [EndpointPlan("openai-chat", (healthy(chat=True),))])
         before = run_once(fleet, SUITE, store, fleet.endpoints, handle_signals=False).run_id
-        score_stored(store, run_id=before)
+        score_stored(store, ResultFilter(run_ids=(before,)))
 
         replies = 0
 

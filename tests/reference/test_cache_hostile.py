@@ -7,14 +7,15 @@ import math
 from sqlalchemy import insert, select
 
 from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord
+from canary.records import ResultFilter
 from canary.records import TokenLogprob as Position
-from canary.reference import ReferenceCache, TokenLogprob, cache_key, greedy_params
+from canary.reference import ReferenceCache, cache_key, greedy_params
 from canary.scoring import score_stored
 from canary.scoring.reference import shared_reference_model
 from canary.store import open_store
 from canary.store.models import ReferenceOutputRow
-from tests.store.helpers import T0, labels_for, make_endpoints
+from canary.store.reference_cache import position_from_json, position_to_json
+from tests.store.helpers import hello_record, make_endpoints
 
 PARAMS = greedy_params(4, 5)
 #: What NaN logprobs became on their way through the JSON serializer.
@@ -39,24 +40,24 @@ def put_row(engine: object, fingerprint: str, prompt: str, tokens: object) -> No
 
 
 def test_json_round_trip_of_missing_logprobs() -> None:
-    position = TokenLogprob("a", 1, math.nan, {"a": math.nan, "b": -1.0, "c": -math.inf})
-    stored = position.to_json()
+    position = Position("a", math.nan, {"a": math.nan, "b": -1.0, "c": -math.inf}, 1)
+    stored = position_to_json(position)
     assert stored == {"token": "a", "token_id": 1, "logprob": None, "top": {"b": -1.0}}
-    back = TokenLogprob.from_json(stored)
-    assert math.isnan(back.logprob) and back.top == {"b": -1.0}
-    odd = TokenLogprob.from_json({"token": "a", "token_id": 1, "logprob": "x", "top": None})
-    assert math.isnan(odd.logprob) and odd.top == {}
+    back = position_from_json(stored)
+    assert back.logprob is None and back.top == {"b": -1.0}
+    odd = position_from_json({"token": "a", "token_id": 1, "logprob": "x", "top": None})
+    assert odd.logprob is None and odd.top == {}
 
 
 def test_null_logprobs_read_back_and_unreadable_rows_are_misses(any_db_url: str) -> None:
     store = open_store(any_db_url)
     put_row(store.engine, "fp", "readable", NULL_TOKENS)
     put_row(store.engine, "fp", "unreadable", [{"token": "x"}])  # no token_id
-    cache = ReferenceCache(store.engine)
+    cache = ReferenceCache(store)
     found = cache.get_many("fp", [cache_key(p, PARAMS) for p in ("readable", "unreadable")])
     [output] = found.values()
     assert output.prompt == "readable" and output.token_ids == [3, 4]
-    assert math.isnan(output.tokens[0].logprob) and output.tokens[0].top == {"Hello": -0.5}
+    assert output.tokens[0].logprob is None and output.tokens[0].top == {"Hello": -0.5}
     with store.engine.connect() as conn:  # dropped, so the recomputed output can take its place
         assert conn.execute(select(ReferenceOutputRow.prompt)).scalars().all() == ["readable"]
     store.close()
@@ -78,18 +79,8 @@ def test_scoring_against_a_cached_null_logprob_does_not_raise(sqlite_url: str) -
         run_id,
         suite_id,
         [
-            ResultRecord(
-                endpoint=endpoint.name,
-                probe_id="greedy",
-                repeat_index=0,
-                session_id="s",
-                labels=labels_for(endpoint.name),
-                request={},
-                started_at=T0,
-                latency_ms=1.0,
-                attempts=1,
-                status_code=200,
-                output_text="Hello world",
+            hello_record(
+                "greedy",
                 finish_reason="length",
                 tokens=[Position("Hello", -0.1, {"Hello": -0.1}), Position(" world", None)],
             )
@@ -98,10 +89,23 @@ def test_scoring_against_a_cached_null_logprob_does_not_raise(sqlite_url: str) -
     fingerprint = shared_reference_model(None).fingerprint
     put_row(store.engine, fingerprint, probe.rendered_for("openai-chat"), NULL_TOKENS)
 
-    report = score_stored(store, run_id=run_id)
+    report = score_stored(store, ResultFilter(run_ids=(run_id,)))
     assert report.scored.get("top1_agreement") == 1
     [result] = store.results_for_run(run_id)
     scores = {s.metric: s.value for s in result.scores}
     assert scores["top1_agreement"] == 1.0  # compared with the cached output, not recomputed
     assert all(v is None or math.isfinite(v) for v in scores.values())
+    store.close()
+
+
+def test_rows_written_before_the_one_token_type_still_read(sqlite_url: str) -> None:
+    """The positions the old reference `TokenLogprob.to_json` wrote (finite values, a float
+    logprob) read back as the records' `TokenLogprob`, and a new write is byte-identical."""
+    store = open_store(sqlite_url)
+    old = [{"token": "Hi", "token_id": 7, "logprob": -0.125, "top": {"Hi": -0.125, "Ho": -2.5}}]
+    put_row(store.engine, "fp", "old", old)
+    [output] = ReferenceCache(store).get_many("fp", [cache_key("old", PARAMS)]).values()
+    assert output.tokens == [Position("Hi", -0.125, {"Hi": -0.125, "Ho": -2.5}, 7)]
+    assert [position_to_json(t) for t in output.tokens] == old
+    assert output.finish_reason == "stop"  # one token of max_tokens 4: the model stopped itself
     store.close()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from canary.demo import DEMO_CHANGE, FAULTY_POOL
 from canary.replay import analyse, load_scenario, run_scenario
+from canary.replay.render import render_markdown
 from canary.replay.scenario import Scenario
 from canary.store import open_store
 
@@ -17,7 +19,7 @@ def test_shortened_postmortem_replay_passes(sqlite_url: str) -> None:
     store = open_store(sqlite_url)
     scenario = load_scenario("postmortem-short")
     report = analyse(store, run_scenario(store, scenario, progress=lambda _: None))
-    table = report.to_markdown()
+    table = render_markdown(report)
     assert [f.fault for f in report.faults] == ["misrouting", "corrupt-logits", "approx-topk"]
     for fault in report.faults:
         assert fault.detected, table
@@ -40,3 +42,12 @@ def test_scenarios_are_validated() -> None:
                 "steps": [{"at": "1h", "change": "c", "kind": "deploy", "ends": "nothing"}],
             }
         )
+
+
+def test_the_demo_is_a_shipped_scenario() -> None:
+    demo = load_scenario("demo")
+    (deploy,) = demo.steps
+    assert (deploy.change, deploy.kind, deploy.starts) == (DEMO_CHANGE, "deploy", "corrupt-logits")
+    assert deploy.pool_faults is not None and deploy.pool_faults.pool == FAULTY_POOL
+    assert set(deploy.pool_faults.faults) == {"corrupt_logits"}
+    assert demo.ticks(demo.baseline) == 4 and demo.ticks(demo.after) == 8

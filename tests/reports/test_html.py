@@ -9,61 +9,29 @@ change note and a cohort label carry markup too. The window is tested against th
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import regex
 
-from canary.config.fleet import EndpointConfig
-from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord
 from canary.reports import Report, build_report, render_html
 from canary.reports.html import script_json
-from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.changes import record_change
 from tests.reports.browser import needs_chromium, open_page, screenshot
+from tests.support.windows import store_windows
 
 XSS = "<script>alert(1)</script>"
 OUTPUT = f'{XSS}<img src=x onerror="document.body.dataset.pwned=1"> สวัสดี'
 NOTE = "</script><script>document.body.dataset.pwned=2</script><!--"
 LOAD = '<i>"burst"</i>'  # a cohort label with markup: it names the grid row and the plot line
-ENDPOINT = EndpointConfig(
-    name="gpu-x", base_url="http://x.test/v1", model="m", labels={"pool": "a"}
-)
-
-
-def _record(index: int, at: datetime, text: str) -> ResultRecord:
-    return ResultRecord(
-        endpoint=ENDPOINT.name,
-        probe_id="hello",
-        repeat_index=index,
-        session_id=f"s-{at:%H}-{index}",
-        labels={**ENDPOINT.cohort_labels(), "load": LOAD},
-        request={"model": "m", "prompt": "Say hello"},
-        started_at=at + timedelta(seconds=index),
-        latency_ms=12.0,
-        attempts=1,
-        status_code=200,
-        output_text=text,
-        finish_reason="stop",
-    )
 
 
 @pytest.fixture
 def store(sqlite_url: str) -> Store:
     store = open_store(sqlite_url)
-    suite = Suite(name="xss", probes=[Probe(id="hello", kind="script", prompt="Say hello")])
-    suite_id = store.register_suite(suite)
-    store.register_endpoints([ENDPOINT])
-    now = datetime.now(UTC)
-    for at, text, count in ((now - timedelta(hours=30), "Hello there.", 40),
-                            (now - timedelta(hours=2), OUTPUT, 20)):  # fmt: skip
-        run_id = store.start_run(suite_id)
-        store.save_results(run_id, suite_id, [_record(i, at, text) for i in range(count)])
-        store.finish_run(run_id)
-        score_stored(store, run_id=run_id, detectors=["script"], reference=False)
+    now, _ = store_windows(store, suite="xss", load=LOAD, text=OUTPUT)
     record_change(store, "deploy-<b>1</b>", "deploy", {"pool": "a"}, now - timedelta(hours=3), NOTE)
     return store
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from canary.cli.report import report as report_command
 from canary.compare.aggregate import cohort_key
 from canary.detectors.script import DEFAULT_SCRIPTS, unexpected_pattern
+from canary.records import ResultFilter
 from canary.reports import Report, build_report, render_html, render_terminal
 from canary.store import open_store
 from tests.reports.browser import needs_chromium, open_page, screenshot
@@ -169,7 +170,7 @@ def test_html_report_renders_in_a_browser(report: Report, tmp_path: Path) -> Non
 
 
 def test_selection_narrows_the_report(incident: Incident) -> None:
-    narrowed = build_report(incident.store, selection={"pool": "gpu-fp32"})
+    narrowed = build_report(incident.store, ResultFilter(labels={"pool": "gpu-fp32"}))
     assert {c.key for c in narrowed.cohorts} == {
         cohort_key({"endpoint": "gpu-fp32", "load": "probe"}, ("endpoint", "load"))
     }

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from canary.config.fleet import EndpointConfig, FleetConfig, Limits
 from canary.endpoints import OpenAIChat, ParsedOutput, flavours
 from canary.probes.model import Probe, Suite
+from canary.records import ResultFilter
 from canary.runner.once import run_once
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.models import ResultRow
-from tests.runner.hostile_server import CASES, HostileServer, serve_hostile
+from tests.support.hostile_server import HostileServer, scenario, serve_hostile
 from tests.support.openai_server import FakeOpenAI, serve_openai
 
 KEY_ENV = "CANARY_TEST_HOSTILE_KEY"
@@ -43,8 +44,27 @@ SUITE = Suite(
     ],
 )
 PER_ENDPOINT = 3
+#: The `tests.support.hostile_server` scenarios this round sends, each to its own endpoint (named
+#: after it) in the wire format given.
+CASES = {
+    name: "openai-chat"
+    for name in (
+        "surrogate_text",
+        "surrogate_token",
+        "surrogate_header",
+        "finish_object",
+        "nonfinite_logprobs",
+        "deep_json",
+        "deep_usage",
+        "echoed_key_text",
+        "echoed_key_header",
+        "nul_text",
+        "token_not_string",
+        "content_object",
+    )
+} | {"surrogate_top_key": "openai-completions"}
 #: Cases the adapters classify as `malformed`; every other case is stored as a success.
-MALFORMED = {"finish-object", "deep-json", "token-not-string", "content-object"}
+MALFORMED = {"finish_object", "deep_json", "token_not_string", "content_object"}
 
 
 class CarelessFlavour(OpenAIChat):
@@ -79,14 +99,16 @@ def servers() -> Iterator[tuple[FakeOpenAI, HostileServer]]:
 
 def fleet(healthy: FakeOpenAI, hostile: HostileServer) -> FleetConfig:
     endpoints = [EndpointConfig(name="healthy", base_url=healthy.base_url, model="m")]
-    for case in CASES:
+    for case, flavour in CASES.items():
+        name = endpoint_name(case)
+        hostile.script(name, scenario(case, chat=flavour == "openai-chat"))
         endpoints.append(
             EndpointConfig(
-                name=case,
-                base_url=hostile.url(case),
+                name=name,
+                base_url=hostile.base_url(name),
                 model="m",
-                flavour="openai-completions" if case == "surrogate-top-key" else "openai-chat",
-                api_key_env=KEY_ENV if case == "echo-key" else None,
+                flavour=flavour,
+                api_key_env=KEY_ENV,
             )
         )
     for name in ("test-careless", "test-crashing"):
@@ -94,6 +116,10 @@ def fleet(healthy: FakeOpenAI, hostile: HostileServer) -> FleetConfig:
             EndpointConfig(name=name, base_url=healthy.base_url, model="m", flavour=name)
         )
     return FleetConfig(endpoints=endpoints, defaults=LIMITS)
+
+
+def endpoint_name(case: str) -> str:
+    return case.replace("_", "-")
 
 
 def stored_text(store: Store) -> str:
@@ -129,52 +155,55 @@ def test_a_hostile_round_stores_one_row_per_request(
     assert per_endpoint == {e.name: PER_ENDPOINT for e in config.endpoints}
     assert stored.status == "completed"
     assert stored.summary.sent == len(results)
-    by_name: dict[str, list[Any]] = {}
+    for case in CASES:
+        assert hostile.count(endpoint_name(case)) == PER_ENDPOINT, case  # no retries configured
+    rows: dict[str, list[Any]] = {}
     for r in results:
-        by_name.setdefault(r.endpoint, []).append(r)
+        rows.setdefault(r.endpoint, []).append(r)
+    by_case = {case: rows[endpoint_name(case)] for case in CASES}
 
-    assert all(r.ok for r in by_name["healthy"])
-    assert all(r.tokens for r in by_name["healthy"] if r.probe_id == "greedy")
+    assert all(r.ok for r in rows["healthy"])
+    assert all(r.tokens for r in rows["healthy"] if r.probe_id == "greedy")
     for case in MALFORMED:
-        assert {r.error_kind for r in by_name[case]} == {"malformed"}, case
+        assert {r.error_kind for r in by_case[case]} == {"malformed"}, case
     for case in set(CASES) - MALFORMED:
-        assert all(r.ok for r in by_name[case]), (case, [r.error_detail for r in by_name[case]])
-    assert "nested too deeply" in (by_name["deep-json"][0].error_detail or "")
+        assert all(r.ok for r in by_case[case]), (case, [r.error_detail for r in by_case[case]])
+    assert "nested too deeply" in (by_case["deep_json"][0].error_detail or "")
 
     # Lone surrogates and NUL are stored as U+FFFD, the same on both databases.
-    assert {r.output_text for r in by_name["surrogate-text"]} == {"Hello \ufffd world"}
-    assert {r.output_text for r in by_name["nul-text"]} == {"a\ufffdb"}
-    [greedy_token] = {r.tokens[1].token for r in by_name["surrogate-token"] if r.tokens}
-    assert greedy_token == "\ufffd"
-    tops = [r.tokens[0].top for r in by_name["surrogate-top-key"] if r.tokens]
-    assert tops and all(top == {"\ufffd": -1.0, "Hello": -0.25} for top in tops)
-    assert all(r.served_by and "\ufffd" not in r.served_by for r in by_name["surrogate-header"])
+    assert {r.output_text for r in by_case["surrogate_text"]} == {"a\ufffdb \ufffd"}
+    assert {r.output_text for r in by_case["nul_text"]} == {"a\ufffdb"}
+    surrogate_tokens = {tuple(t.token for t in r.tokens or []) for r in by_case["surrogate_token"]}
+    assert surrogate_tokens == {("\ufffd", " \ufffdx")}
+    tops = [r.tokens[0].top for r in by_case["surrogate_top_key"] if r.tokens]
+    assert tops and all(top == {"\ufffd": -1.0, "Hi": -2.0} for top in tops)
+    assert all(r.served_by and "\ufffd" not in r.served_by for r in by_case["surrogate_header"])
 
-    # Non-finite logprobs are missing (None), non-finite alternatives gone.
-    nan_tokens = [r.tokens for r in by_name["nan-logprobs"] if r.tokens]
+    # Non-finite logprobs are missing (None); non-finite and non-numeric alternatives are gone.
+    nan_tokens = [r.tokens for r in by_case["nonfinite_logprobs"] if r.tokens]
     assert nan_tokens
     for tokens in nan_tokens:
-        assert [t.logprob for t in tokens] == [None, None]
-        assert [t.top for t in tokens] == [{"Hey": -1.0}, {}]
+        assert [t.logprob for t in tokens] == [None, None, None]
+        assert [t.top for t in tokens] == [{}, {"z": -1.0}, {}]
 
     # The echoed API key is scrubbed from the text and the served-by header.
-    assert all("***" in (r.output_text or "") for r in by_name["echo-key"])
-    assert {r.served_by for r in by_name["echo-key"]} == {"***"}
+    assert all("***" in (r.output_text or "") for r in by_case["echoed_key_text"])
+    assert {r.served_by for r in by_case["echoed_key_header"]} == {"pool ***"}
     assert KEY not in stored_text(store)
 
     # A flavour's wrong type costs its own rows (one each), never the batch.
-    careless = by_name["test-careless"]
+    careless = rows["test-careless"]
     assert {r.error_kind for r in careless} == {"malformed"}
     assert all(
         (r.error_detail or "").startswith("could not store the reply: StoreError") for r in careless
     )
-    crashing = by_name["test-crashing"]
+    crashing = rows["test-crashing"]
     assert {r.error_kind for r in crashing} == {"malformed"}
     assert all("plugin bug" in (r.error_detail or "") for r in crashing)
     assert stored.summary.endpoint("test-careless").errors == {"malformed": PER_ENDPOINT}
 
     # Scoring what was stored, with every detector and the reference model, does not raise.
-    report = score_stored(store, run_id=stored.run_id)
+    report = score_stored(store, ResultFilter(run_ids=(stored.run_id,)))
     assert report.results == len(results)
     assert report.scored.get("top1_agreement", 0) > 0
     store.close()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from canary.cli.main import app
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord
+from canary.records import ResultFilter, ResultRecord
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.models import DetectorSpecRow, ScoreRow
@@ -88,7 +88,7 @@ def flagged_by_probe(store: Store, metric: str) -> dict[tuple[str, int], bool]:
 
 def test_scoring_flags_exactly_the_bad_outputs(any_db_url: str) -> None:
     store, run_id = stored_run(any_db_url)
-    report = score_stored(store, run_id=run_id)
+    report = score_stored(store, ResultFilter(run_ids=(run_id,)))
     assert report.results == 11
 
     script = flagged_by_probe(store, "unexpected_script")
@@ -114,8 +114,8 @@ def test_scoring_flags_exactly_the_bad_outputs(any_db_url: str) -> None:
 
 def test_rescoring_replaces_and_records_detector_specs(any_db_url: str) -> None:
     store, run_id = stored_run(any_db_url)
-    first = score_stored(store, run_id=run_id)
-    second = score_stored(store, run_id=run_id)
+    first = score_stored(store, ResultFilter(run_ids=(run_id,)))
+    second = score_stored(store, ResultFilter(run_ids=(run_id,)))
     assert first.scores == second.scores
     with store.engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(ScoreRow)).scalar_one()
@@ -133,7 +133,9 @@ def test_rescoring_replaces_and_records_detector_specs(any_db_url: str) -> None:
 
 def test_only_selected_detectors_and_windows(sqlite_url: str) -> None:
     store, _ = stored_run(sqlite_url)
-    report = score_stored(store, detectors=["fixed"], since=T0, until=T0 + timedelta(seconds=1))
+    report = score_stored(
+        store, ResultFilter(since=T0, until=T0 + timedelta(seconds=1)), detectors=["fixed"]
+    )
     assert set(report.scored) - {"distinct_outputs", "majority_mismatch"} == {"fixed_fail"}
     assert report.scored["fixed_fail"] == 1  # only repeat 0 started inside the window
 

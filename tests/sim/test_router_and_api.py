@@ -182,5 +182,5 @@ def test_shipped_fleet_file_is_valid_and_all_faults_off() -> None:
 def test_bad_fleet_file_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text("pools:\n  - name: a\n    rope_scaling: {factor: 2}\n")
-    with pytest.raises(ConfigError, match=r"fleet.yaml: pools.0.rope_scaling.factor"):
+    with pytest.raises(ConfigError, match=r"fleet.yaml: pool 'a': pools.0.rope_scaling.factor"):
         load_sim_fleet(path)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord
+from canary.records import ResultFilter, ResultRecord
 from canary.scoring import score_stored
-from canary.stats import session_impact
 from canary.store import open_store
+from canary.store.impact import session_impact
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 SUITE = Suite(
@@ -48,7 +48,7 @@ def test_sticky_bad_sessions_show_a_much_larger_session_rate(any_db_url: str) ->
                     )
                 )
     store.save_results(run_id, suite_id, records)
-    score_stored(store, run_id=run_id, reference=False)
+    score_stored(store, ResultFilter(run_ids=(run_id,)), reference=False)
 
     impact = {c.labels["endpoint"]: c for c in session_impact(store, metrics=["unexpected_script"])}
     door, pool = impact["door"], impact["pool"]
@@ -61,8 +61,9 @@ def test_sticky_bad_sessions_show_a_much_larger_session_rate(any_db_url: str) ->
     assert door.request_rate == 0.04 and door.session_rate == 0.2
     assert pool.flagged_requests == 0 and pool.session_rate == 0.0
 
-    only_door = session_impact(store, labels={"endpoint": "door"}, group_by=("model",))
+    door_only = ResultFilter(labels={"endpoint": "door"})
+    only_door = session_impact(store, door_only, group_by=("model",))
     assert [(c.labels, c.requests, c.flagged_sessions) for c in only_door] == [
         ({"model": "m"}, 100, 4)
     ]
-    assert session_impact(store, since=T0 + timedelta(days=1)) == []
+    assert session_impact(store, ResultFilter(since=T0 + timedelta(days=1))) == []

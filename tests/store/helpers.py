@@ -68,6 +68,27 @@ def ok_record(endpoint: str = "gpu-a", index: int = 0, **changes: Any) -> Result
     return ResultRecord(**fields)
 
 
+def hello_record(probe_id: str, index: int = 0, **changes: Any) -> ResultRecord:
+    """A bare success from gpu-a: "Hello world", one token; no usage, headers or served_by."""
+    fields: dict[str, Any] = {
+        "endpoint": "gpu-a",
+        "probe_id": probe_id,
+        "repeat_index": index,
+        "session_id": f"s-{index}",
+        "labels": labels_for("gpu-a"),
+        "request": {},
+        "started_at": T0,
+        "latency_ms": 10.0,
+        "attempts": 1,
+        "status_code": 200,
+        "output_text": "Hello world",
+        "finish_reason": "stop",
+        "tokens": [TokenLogprob("Hello", -0.1)],
+    }
+    fields.update(changes)
+    return ResultRecord(**fields)
+
+
 def error_record(endpoint: str = "gpu-b", index: int = 0) -> ResultRecord:
     """A failed request: no body, no tokens."""
     return ResultRecord(

@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from canary.config.fleet import EndpointConfig
 from canary.errors import StoreError
 from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord, TokenLogprob
+from canary.records import ResultFilter, TokenLogprob
 from canary.sanitize import MAX_JSON_DEPTH, register_secret_envs
 from canary.scoring import score_stored
 from canary.store import Store, open_store
 from canary.store.models import ResultRow
-from tests.store.helpers import T0, labels_for, make_endpoints, make_suite, ok_record
+from tests.store.helpers import hello_record, make_endpoints, make_suite, ok_record
 
 SECRET_ENV = "CANARY_TEST_STORE_SECRET"
 SECRET = "hunter2-secret-value"
@@ -170,28 +169,9 @@ OLD_TOKENS = [
 ]
 
 
-def old_record(probe_id: str, index: int) -> ResultRecord:
-    endpoint: EndpointConfig = make_endpoints()[0]
-    return ResultRecord(
-        endpoint=endpoint.name,
-        probe_id=probe_id,
-        repeat_index=index,
-        session_id=f"old-{index}",
-        labels=labels_for(endpoint.name),
-        request={},
-        started_at=T0,
-        latency_ms=10.0,
-        attempts=1,
-        status_code=200,
-        output_text="Hello world",
-        finish_reason="stop",
-        tokens=[TokenLogprob("Hello", -0.1)],
-    )
-
-
 def test_an_old_row_with_null_logprobs_reads_and_scores(store: Store) -> None:
     run_id, suite_id = open_run(store, OLD_SUITE)
-    ids = store.save_results(run_id, suite_id, [old_record("greedy", 0), old_record("prose", 0)])
+    ids = store.save_results(run_id, suite_id, [hello_record("greedy"), hello_record("prose")])
     with store.engine.begin() as conn:  # as an old version of canary stored them
         conn.execute(
             update(ResultRow)
@@ -206,7 +186,8 @@ def test_an_old_row_with_null_logprobs_reads_and_scores(store: Store) -> None:
         TokenLogprob("", None, {}),
     ]
     assert got.response_headers == {}
-    report = score_stored(store, run_id=run_id)  # every detector, the reference model included
+    # every detector, the reference model included
+    report = score_stored(store, ResultFilter(run_ids=(run_id,)))
     assert report.results == 2
     assert report.scored.get("top1_agreement") == 1
     scores = {s.metric: s for s in store.get_result(ids[0]).scores}

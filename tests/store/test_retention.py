@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from canary.cli.main import app
 from canary.errors import ConfigError
 from canary.probes.model import Probe, Suite
+from canary.records import ResultFilter
 from canary.scoring import score_stored
 from canary.scoring.reference import ReferenceScorer
 from canary.store import Store, open_store
@@ -72,7 +73,7 @@ def build(url: str) -> Fleet:
     ]
     ids = store.save_results(run_id, suite_id, records)
     store.finish_run(run_id)
-    score_stored(store, run_id=run_id, reference=False)
+    score_stored(store, ResultFilter(run_ids=(run_id,)), reference=False)
     greet_old, error_old, greet_cited, *group, recent, newest = ids
     evidence = [greet_cited, group[3], group[4]]
     with store.engine.begin() as conn:
@@ -242,7 +243,7 @@ def test_rescoring_leaves_pruned_results_and_their_groups_alone(fleet: Fleet) ->
     cited_scores = score_rows(store, fleet.evidence)
     run_id = store.get_result(fleet.new[0]).run_id
 
-    report = score_stored(store, run_id=run_id, reference=False)
+    report = score_stored(store, ResultFilter(run_ids=(run_id,)), reference=False)
 
     assert report.results == len(fleet.evidence) + len(fleet.new)
     assert score_rows(store, fleet.old) == pruned_scores, "no 'empty output' scores"
@@ -325,4 +326,6 @@ def test_partly_pruned_sampling_groups_are_not_judged_again(sqlite_url: str) -> 
             )
         )
     assert prune(store, POLICY, now=NOW).results_pruned == 1
-    assert ReferenceScorer(store).score(run_id=run_id) == [], "the cited draws keep their scores"
+    assert ReferenceScorer(store).score(ResultFilter(run_ids=(run_id,))) == [], (
+        "the cited draws keep their scores"
+    )

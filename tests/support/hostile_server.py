@@ -277,6 +277,15 @@ def _huge(chat: bool) -> Reply:
     return Reply(body=_body(chat, text=text), framing="close")
 
 
+def _deep_usage(chat: bool) -> Reply:
+    """A valid reply whose usage holds 300 nested objects with a lone surrogate at the bottom."""
+    nested = r'"bottom \ud800"'
+    for _ in range(300):
+        nested = f'{{"d": {nested}}}'
+    body = _body(chat).replace(b'"usage": {', b'"usage": {"details": %s, ' % nested.encode(), 1)
+    return Reply(body=body)
+
+
 SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     "surrogate_text": lambda chat: Reply(body=_body(chat, text=r'"a\ud800b \udfff"')),
     "surrogate_token": lambda chat: Reply(
@@ -302,12 +311,19 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
             chat,
             tokens='["a", "b", "c"]',
             values="[NaN, Infinity, -Infinity]",
-            tops='[{"a": NaN}, {"b": Infinity, "z": -1.0}, {"c": -Infinity}]',
+            # A string and an overflowing number (1e400 parses as infinity) among alternatives.
+            tops='[{"a": NaN, "y": "x"}, {"b": Infinity, "z": -1.0}, {"c": -Infinity, "w": 1e400}]',
             text='"abc"',
         )
     ),
     "deep_json": lambda chat: Reply(body=b"[" * _DEEP + b"]" * _DEEP),
     "deep_finish": lambda chat: Reply(body=_body(chat, finish="[" * _DEEP + "]" * _DEEP)),
+    "deep_usage": _deep_usage,
+    "nul_text": lambda chat: Reply(body=_body(chat, text=r'"a\u0000b"')),
+    "token_not_string": lambda chat: Reply(
+        body=_body(chat, tokens="[5]", values="[-0.1]", tops="[{}]", text='"x"')
+    ),
+    "content_object": lambda chat: Reply(body=_body(chat, text='{"text": "hi"}')),
     "echoed_key_text": lambda chat: Reply(
         body=_body(chat, text='"your key is $KEY, keep it safe"')
     ),

@@ -9,12 +9,11 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from canary.alerts.sinks.config import RetryPolicy, SinkConfigBase
+from canary.alerts.sinks.config import RetryPolicy, SinkConfigBase
 
-C = TypeVar("C", bound="SinkConfigBase")
+C = TypeVar("C", bound=SinkConfigBase)
 
 #: A notification payload as the alert engine builds it (see `canary.alerts.outbox`).
 Payload = Mapping[str, Any]

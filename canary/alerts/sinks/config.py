@@ -1,5 +1,8 @@
-"""Sink config: one strict model per sink type, picked through the sink registry by the
-`type:` field, so a plugin sink is configured like a built-in one.
+"""Sink config: one strict model per sink type. `canary.alerts.sinks.registry.SinkConfig`
+picks the model by the `type:` field, so a plugin sink is configured like a built-in one.
+
+These models know nothing of the sinks themselves: `base` and `registry` import them, never
+the other way round.
 
 Secrets (webhook URLs that embed a token, auth headers) never appear in config files, the
 database, logs or error messages: config names the environment variables that hold them, and
@@ -13,12 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from canary.alerts.sinks.base import Sink
-from canary.alerts.sinks.registry import sinks
 from canary.config.fleet import ENV_VAR_NAME, Strict, check_slug
-from canary.errors import ConfigError
 
 _HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 
@@ -157,24 +157,6 @@ class SlackSinkConfig(HttpSinkConfig):
         return self
 
 
-def _by_type(data: Any) -> Any:
-    """Validate a sink entry with the config model of the sink its ``type`` names, built-in or
-    registered by a plugin (`canary.alerts.sinks.registry`)."""
-    if isinstance(data, SinkConfigBase):
-        return data
-    if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
-        raise ValueError(f"a sink needs a 'type', one of: {', '.join(sinks.names())}")
-    try:
-        sink = sinks.get(data["type"])
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
-    return sink.config_model.model_validate(dict(data))
-
-
-SinkConfig = SerializeAsAny[Annotated[SinkConfigBase, BeforeValidator(_by_type)]]
-"""Any sink's config, validated by the model of the sink its ``type`` names."""
-
-
 def validate_sink_names(configs: Sequence[SinkConfigBase]) -> None:
     """Raise `ValueError` if two sinks share a name (call it from the daemon config's validator).
 
@@ -187,15 +169,3 @@ def validate_sink_names(configs: Sequence[SinkConfigBase]) -> None:
                 f"sink name {config.name!r} appears twice; give each sink of one type a 'name'"
             )
         seen.add(config.name)
-
-
-def build_sinks(configs: Sequence[SinkConfigBase]) -> dict[str, Sink[Any]]:
-    """The sinks of `configs` by name; secrets are not read here but at send time."""
-    try:
-        validate_sink_names(configs)
-    except ValueError as exc:
-        raise ConfigError(f"sinks: {exc}") from None
-    built: dict[str, Sink[Any]] = {}
-    for config in configs:
-        built[config.name] = sinks.get(config.type)(config)
-    return built

@@ -1,9 +1,8 @@
-"""Locating the offending part of an output from a detector's stored evidence.
+"""How a token-level divergence from the reference is shown: the token, both models' logprobs.
 
-Offsets are Python string indices (code points), the unit the detectors stored them in, so a
-renderer highlights ``text[start:end]`` and nothing else. Each locator trusts the stored
-evidence first and checks it against the raw output; when the evidence carries no offsets it
-re-derives them from the raw output (scripts), or from the tokens (divergences).
+Offsets are Python string indices (code points), the unit the detectors store them in. The
+stored evidence is trusted first and checked against the raw output; when it carries no offsets
+they are re-derived from the endpoint's tokens.
 """
 
 from __future__ import annotations
@@ -11,70 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from canary.detectors.metrics import Span
 from canary.records import TokenLogprob
-from canary.reports.model import Span
-
-
-def script_spans(text: str, evidence: Mapping[str, Any] | None) -> list[Span]:
-    """Characters of unexpected scripts: the detector's spans, else a fresh scan of ``text``."""
-    spans = []
-    for s in (evidence or {}).get("spans", []):
-        start, end = int(s.get("start", -1)), int(s.get("end", -1))
-        if 0 <= start < end <= len(text):
-            spans.append(Span(start, end, "unexpected_script", f"{s.get('script', '?')} script"))
-    if spans or not text:
-        return spans
-    from canary.detectors.script import DEFAULT_SCRIPTS, unexpected_pattern
-
-    pattern = unexpected_pattern(frozenset(DEFAULT_SCRIPTS))
-    return [
-        Span(m.start(), m.end(), "unexpected_script", "outside Latin/Common")
-        for m in pattern.finditer(text)
-    ][:10]
-
-
-def mojibake_spans(text: str, evidence: Mapping[str, Any] | None) -> list[Span]:
-    """The first replacement, control or mis-decoded character the detector reported."""
-    spans = []
-    for reason in (evidence or {}).get("reasons", []):
-        at = reason.get("offset")
-        if isinstance(at, int) and 0 <= at < len(text):
-            spans.append(Span(at, at + 1, "mojibake", str(reason.get("reason", "mojibake"))))
-    return spans
-
-
-def syntax_span(text: str, evidence: Mapping[str, Any] | None, prompt: str | None) -> list[Span]:
-    """The character (or word) where the parser stopped, in the output's own offsets.
-
-    The detector reports a 1-based line and column inside the code block it parsed: a fence
-    body (starting at ``offset`` in the output), the whole output, or prompt + output for a
-    completion, whose prompt lines come first.
-    """
-    ev = evidence or {}
-    line, column = ev.get("line"), ev.get("column")
-    if not text or not isinstance(line, int) or line < 1:
-        return []
-    if ev.get("source") == "fence":
-        base = int(ev.get("offset") or 0)
-        code = text[base:]
-    elif ev.get("source") == "completion" and prompt:
-        base, code = -len(prompt), prompt + text
-    else:
-        base, code = 0, text
-    lines = code.split("\n")
-    if line > len(lines):
-        return []
-    line_start = sum(len(x) + 1 for x in lines[: line - 1])
-    col = max(0, min(int(column or 1) - 1, max(len(lines[line - 1]) - 1, 0)))
-    at = base + line_start + col
-    if at >= len(text):
-        at = len(text) - 1
-    if at < 0:
-        return []  # the error is in the prompt part of a completion
-    end = at + 1
-    while end < len(text) and text[at].isalnum() and (text[end].isalnum() or text[end] == "_"):
-        end += 1
-    return [Span(at, end, "syntax_error", str(ev.get("error", "syntax error")))]
 
 
 def token_offset(tokens: Sequence[TokenLogprob] | None, text: str, index: int) -> int | None:
@@ -124,6 +61,12 @@ def not_argmax_span(
     return [Span(at, min(at + len(chosen), len(text)), "not_argmax", "below its own top-1")]
 
 
+def not_argmax_detail(evidence: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The chosen token, its logprob and the endpoint's own top alternatives."""
+    keys = ("index", "chosen", "chosen_logprob", "own_top")
+    return {k: evidence.get(k) for k in keys} if evidence else {}
+
+
 def _after(text: str, before: str, token: str) -> int | None:
     """Where ``token`` follows ``before`` in ``text`` (evidence clipped ``before`` to 80)."""
     if before.endswith("…"):
@@ -155,3 +98,34 @@ def divergence_detail(
         "endpoint_logprob_of_reference_token": endpoint_top.get(best) if best else None,
         "reference_gap_nats": ev.get("reference_gap_nats"),
     }
+
+
+def divergence_lines(d: Mapping[str, Any]) -> list[str]:
+    """`divergence_detail` as two sentences."""
+    return [
+        f"position {d.get('position')}: endpoint chose {d.get('endpoint_token')!r} "
+        f"(endpoint logprob {_lp(d.get('endpoint_logprob'))}, "
+        f"reference logprob {_lp(d.get('reference_logprob_of_endpoint_token'))})",
+        f"reference top-1 {d.get('reference_token')!r} "
+        f"(reference logprob {_lp(d.get('reference_logprob'))}, "
+        f"endpoint logprob {_lp(d.get('endpoint_logprob_of_reference_token'))}); "
+        f"reference preferred it by {short(_f(d.get('reference_gap_nats')))} nats",
+    ]
+
+
+def short(value: float | None) -> str:
+    """3 significant digits, scientific when tiny (the reports' number format)."""
+    if value is None or value != value:
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.1e}"
+
+
+def _lp(value: object) -> str:
+    """A logprob, or where it is missing: the token fell outside that side's returned top-k."""
+    return short(float(value)) if isinstance(value, int | float) else "below its top-k"
+
+
+def _f(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -7,17 +7,18 @@ cohort, from the flagged scores of the results in a window.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy import ColumnElement, Connection, case, distinct, func, select
 
+from canary.records import ResultFilter
+from canary.store.filters import result_filters
 from canary.store.models import CohortRow, ResultRow, ScoreRow
 
 if TYPE_CHECKING:
-    from canary.store import Store
+    from canary.store.repository import Store
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,8 @@ class CohortImpact:
 
 def session_impact(
     store: Store,
+    where: ResultFilter | None = None,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    labels: Mapping[str, str] | None = None,
     metrics: Sequence[str] | None = None,
     group_by: Sequence[str] = ("endpoint",),
 ) -> list[CohortImpact]:
@@ -64,32 +63,47 @@ def session_impact(
     A result counts as flagged when any of its scores (of ``metrics``, default all) is flagged;
     a session counts when any of its results does.
     """
-    from canary.store.filters import result_filters
+    with store.engine.connect() as conn:
+        return impact_on(conn, where, metrics=metrics, group_by=group_by)
 
+
+def impact_on(
+    conn: Connection,
+    where: ResultFilter | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    group_by: Sequence[str] = ("endpoint",),
+) -> list[CohortImpact]:
+    """`session_impact` on a caller's connection (the alert engine's write transaction)."""
+    where = where or ResultFilter()
     flagged_filter: list[ColumnElement[bool]] = [ScoreRow.flagged.is_(True)]
     if metrics:
         flagged_filter.append(ScoreRow.metric.in_(list(metrics)))
     flagged_ids = select(ScoreRow.result_id).where(*flagged_filter).distinct().scalar_subquery()
     is_flagged = ResultRow.id.in_(flagged_ids)
-
-    with store.engine.connect() as conn:
-        where = result_filters(conn, since=since, until=until, labels=labels)
-        rows = conn.execute(
-            select(
-                ResultRow.cohort_id,
-                func.count(),
-                func.sum(case((is_flagged, 1), else_=0)),
-                func.count(distinct(ResultRow.session_id)),
-                func.count(distinct(case((is_flagged, ResultRow.session_id)))),
-            )
-            .where(*where)
-            .group_by(ResultRow.cohort_id)
-        ).all()
-        cohort_labels = dict(
-            conn.execute(
-                select(CohortRow.id, CohortRow.labels).where(CohortRow.id.in_([r[0] for r in rows]))
-            ).all()
+    clauses = result_filters(
+        conn,
+        run_ids=where.run_ids,
+        since=where.since,
+        until=where.until,
+        labels=where.labels,
+    )
+    rows = conn.execute(
+        select(
+            ResultRow.cohort_id,
+            func.count(),
+            func.sum(case((is_flagged, 1), else_=0)),
+            func.count(distinct(ResultRow.session_id)),
+            func.count(distinct(case((is_flagged, ResultRow.session_id)))),
         )
+        .where(*clauses)
+        .group_by(ResultRow.cohort_id)
+    ).all()
+    cohort_labels = dict(
+        conn.execute(
+            select(CohortRow.id, CohortRow.labels).where(CohortRow.id.in_([r[0] for r in rows]))
+        ).all()
+    )
     # Sessions are counted per cohort in SQL; merging cohorts into a group sums them, which is
     # exact because a session id is unique to one endpoint (the runner makes one per endpoint).
     merged: dict[tuple[str, ...], list[int]] = {}

@@ -1,4 +1,6 @@
-"""Alerts as values: what the engine stores, what sinks render and what reports show."""
+"""Alerts as values: what the store hands back, what sinks render and what reports show.
+
+No SQLAlchemy here: the alert lifecycle, sinks and the CLI import these without the database."""
 
 from __future__ import annotations
 

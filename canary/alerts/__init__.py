@@ -1,0 +1,1 @@
+"""Alerts: CUSUM monitors → the alert lifecycle, change attribution, the outbox and its sinks."""

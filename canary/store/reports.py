@@ -1,0 +1,174 @@
+"""Reads for the on-call report and the gate's evidence: per-round counts, live monitors and
+the results that show a regression.
+
+Plain values out; what a metric means (which direction is worse, which metric counts errors)
+is decided by the caller and handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import ColumnElement, Connection, Select, case, func, select
+
+from canary.records import ResultFilter
+from canary.store.filters import result_filters
+from canary.store.models import MonitorRow, ResultRow, ScoreRow
+from canary.store.repository import Store
+
+Worst = Literal["errors", "slowest", "flagged", "lowest", "highest"]
+"""Which results show a metric at its worst: failed requests, the slowest ones, flagged scores
+(newest first), or the lowest or highest score values."""
+
+
+@dataclass(frozen=True)
+class RoundCount:
+    """Flagged and total results of one run (round) × cohort × metric."""
+
+    run_id: int
+    cohort_id: int
+    metric: str
+    at: datetime
+    """When the round's first result of this cohort started."""
+    n: int
+    k: int
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """One daemon monitor (a full cohort label set × metric) and its live state."""
+
+    labels: dict[str, str]
+    metric: str
+    status: str
+    score: float
+    threshold: float | None
+    alert_id: int | None
+    updated_at: datetime
+
+
+def round_counts(
+    store: Store,
+    window: ResultFilter,
+    cohort_ids: Sequence[int],
+    scored: Sequence[str],
+    *,
+    errors_as: str | None = None,
+) -> list[RoundCount]:
+    """Per run × cohort: flagged/scored results of each ``scored`` metric and, under the
+    metric name ``errors_as``, failed/all results, in ``cohort_ids`` and the window."""
+    if not cohort_ids:
+        return []
+    out: list[RoundCount] = []
+    flagged = case((ScoreRow.flagged.is_(True), 1), else_=0)
+    errored = case((ResultRow.error_kind.is_not(None), 1), else_=0)
+    with store.engine.connect() as conn:
+        where = [ResultRow.cohort_id.in_(list(cohort_ids)), *_window(conn, window)]
+        if scored:
+            for run_id, cohort_id, metric, at, n, k in conn.execute(
+                select(
+                    ResultRow.run_id,
+                    ResultRow.cohort_id,
+                    ScoreRow.metric,
+                    func.min(ResultRow.started_at),
+                    func.count(),
+                    func.sum(flagged),
+                )
+                .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
+                .where(*where, ScoreRow.metric.in_(list(scored)))
+                .group_by(ResultRow.run_id, ResultRow.cohort_id, ScoreRow.metric)
+            ):
+                out.append(RoundCount(run_id, cohort_id, metric, at, int(n), int(k or 0)))
+        if errors_as is not None:
+            for run_id, cohort_id, at, n, k in conn.execute(
+                select(
+                    ResultRow.run_id,
+                    ResultRow.cohort_id,
+                    func.min(ResultRow.started_at),
+                    func.count(),
+                    func.sum(errored),
+                )
+                .where(*where)
+                .group_by(ResultRow.run_id, ResultRow.cohort_id)
+            ):
+                out.append(RoundCount(run_id, cohort_id, errors_as, at, int(n), int(k or 0)))
+    return out
+
+
+def live_monitors(store: Store, window: ResultFilter) -> list[MonitorView]:
+    """Monitors of cohorts carrying every label of ``window`` that a daemon updated since its
+    start (its end does not apply: a monitor holds only its current state).
+
+    A monitor last touched before the window belongs to a daemon that no longer probes that
+    cohort: its "ok" says nothing about the window, so it is left out.
+    """
+    query = select(
+        MonitorRow.labels,
+        MonitorRow.metric,
+        MonitorRow.status,
+        MonitorRow.state,
+        MonitorRow.alert_id,
+        MonitorRow.updated_at,
+    )
+    if window.since is not None:
+        query = query.where(MonitorRow.updated_at >= window.since)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    out = []
+    for labels, metric, status, state, alert_id, updated_at in rows:
+        if any(labels.get(k) != v for k, v in window.labels.items()):
+            continue
+        state = state or {}
+        threshold = state.get("threshold")
+        out.append(
+            MonitorView(
+                labels=dict(labels),
+                metric=metric,
+                status=status,
+                score=float(state.get("score") or 0.0),
+                threshold=float(threshold) if threshold is not None else None,
+                alert_id=alert_id,
+                updated_at=updated_at,
+            )
+        )
+    return out
+
+
+def worst_result_ids(
+    store: Store,
+    window: ResultFilter,
+    cohort_ids: Sequence[int],
+    metric: str,
+    worst: Worst,
+    limit: int,
+) -> list[int]:
+    """Up to ``limit`` ids of results in ``cohort_ids`` and the window's runs and time that
+    show ``metric`` at its ``worst`` (its labels are taken as already resolved to cohorts)."""
+    with store.engine.connect() as conn:
+        where = [ResultRow.cohort_id.in_(list(cohort_ids)), *_window(conn, window)]
+        query: Select[int]
+        if worst == "errors":
+            query = select(ResultRow.id).where(*where, ResultRow.error_kind.is_not(None))
+        elif worst == "slowest":
+            query = select(ResultRow.id).where(*where).order_by(ResultRow.latency_ms.desc())
+        else:
+            base = (
+                select(ResultRow.id)
+                .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
+                .where(*where, ScoreRow.metric == metric)
+            )
+            if worst == "flagged":
+                query = base.where(ScoreRow.flagged.is_(True)).order_by(ResultRow.id.desc())
+            elif worst == "lowest":
+                query = base.order_by(ScoreRow.value.asc())
+            else:
+                query = base.order_by(ScoreRow.value.desc())
+        return [int(i) for i in conn.execute(query.limit(limit)).scalars()]
+
+
+def _window(conn: Connection, window: ResultFilter) -> list[ColumnElement[bool]]:
+    """The filter's runs and time (its labels are the caller's cohort ids)."""
+    return result_filters(conn, run_ids=window.run_ids, since=window.since, until=window.until)
