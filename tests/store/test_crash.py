@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
@@ -15,20 +14,14 @@ from sqlalchemy import create_engine, func, select
 from canary.store import Store, open_store
 from canary.store.models import CohortRow, ResultRow, RunRow
 from tests.store.helpers import batch, make_endpoints, make_suite
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH = 150
-#: Bound on waiting for an event of the writer. Not a speed goal: generous enough for a
-#: machine whose cores are all busy, and only there so a broken writer fails instead of hangs.
-PATIENCE_S = 300
 
 
 def wait_for_rows(store: Store, writer: subprocess.Popen[bytes], at_least: int) -> None:
-    deadline = time.monotonic() + PATIENCE_S
-    while store.count_results() < at_least:
-        assert writer.poll() is None, writer.communicate()[1].decode()
-        assert time.monotonic() < deadline, f"the writer stored no {at_least} results at all"
-        time.sleep(0.05)
+    wait_until(lambda: store.count_results() >= at_least, writer, f"storing {at_least} results")
 
 
 def writer_in_transaction(url: str) -> bool:
@@ -58,10 +51,7 @@ def writer_in_transaction(url: str) -> bool:
 
 
 def kill_mid_transaction(url: str, writer: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + PATIENCE_S
-    while not writer_in_transaction(url):
-        assert writer.poll() is None, writer.communicate()[1].decode()
-        assert time.monotonic() < deadline, "never saw the writer inside a transaction"
+    wait_until(lambda: writer_in_transaction(url), writer, "a write transaction", poll_s=0)
     writer.send_signal(signal.SIGKILL)
 
 
