@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from canary.alerts.settings import AlertSettings
     from canary.scoring.pipeline import ScoringReport
 
-__all__ = ["JudgedRound", "RoundOptions", "run_and_judge"]
+__all__ = ["JudgedRound", "RoundOptions", "endpoint_templates", "run_and_judge"]
 
 
 class RoundOptions(TypedDict, total=False):
@@ -76,6 +76,9 @@ def run_and_judge(
 ) -> JudgedRound:
     """Send ``suite`` to ``endpoints`` once, store it, score it, and feed it to the monitors.
 
+    Reference-based checks are judged against ``fleet.reference`` (resolve it first with
+    `canary.config.reference.with_resolved_reference`); none means they are not made.
+
     Only a completed round is judged: an interrupted one is partial, and a monitor fed part of
     a round would see a smaller sample than its threshold assumes. It is scored only with
     ``score_aborted`` (`canary run` shows what an interrupted round stored; a stopping daemon
@@ -90,10 +93,20 @@ def run_and_judge(
     if score and (completed or score_aborted):
         from canary.scoring import score_stored
 
-        scoring = score_stored(store, ResultFilter(run_ids=(stored.run_id,)))
+        scoring = score_stored(
+            store,
+            ResultFilter(run_ids=(stored.run_id,)),
+            reference=fleet.reference,
+            chat_templates=endpoint_templates(fleet),
+        )
     evaluation = None
     if completed and alerts is not None:
         from canary.alerts.engine import evaluate_run
 
         evaluation = evaluate_run(store, stored.run_id, alerts)
     return JudgedRound(stored, scoring, evaluation)
+
+
+def endpoint_templates(fleet: FleetConfig) -> dict[str, str]:
+    """Endpoint name → its own `chat_template:`, where it overrides the reference's."""
+    return {e.name: e.chat_template for e in fleet.endpoints if e.chat_template is not None}

@@ -43,6 +43,28 @@ def finite_logprob(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def token_key(text: str, raw: bytes | None = None) -> str:
+    """The key of a token in `TokenLogprob.top`, comparable across servers and the reference.
+
+    With its bytes known, a token that is whole UTF-8 characters is keyed by that text, and a
+    token that is part of a character by byte notation (``<0xE0><0xB8>``), so two servers that
+    spell a partial token differently (``""``, ``"\ufffd"``, bytes) agree on its key. Without
+    bytes the text is all there is; `ambiguous_token_text` says when it cannot be compared.
+    """
+    if raw is None:
+        return text
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(f"<0x{b:02X}>" for b in raw)
+
+
+def ambiguous_token_text(text: str) -> bool:
+    """Whether a token's text does not identify it: ``""`` or one holding U+FFFD is what
+    servers send for a token that ends mid-character, and many tokens share it."""
+    return text == "" or "\ufffd" in text
+
+
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
     """One generated position: the chosen token, its logprob, and the top alternatives."""
@@ -51,8 +73,12 @@ class TokenLogprob:
     logprob: float | None
     """None when the endpoint gave none, or gave one that was not a finite number."""
     top: dict[str, float] = field(default_factory=dict)
-    """Alternatives with finite logprobs only: the adapters and the store drop the others."""
+    """Alternatives with finite logprobs only: the adapters and the store drop the others.
+    Keyed by `token_key`: the text, or byte notation for a token that is part of a character."""
     token_id: int | None = None
+    bytes: bytes | None = None
+    """The token's raw bytes when known (sent by the server, or the reference's tokenizer): a
+    byte-level BPE token may end mid-character, where its text is `""` or `"\ufffd"`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +101,9 @@ class ResultRecord:
     error_detail: str | None = None
     served_by: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
-    """Headers that may name the backend (those listed in `served_by_headers`)."""
+    """Headers that may name the backend (`served_by_headers`) and the `record_headers`."""
+    system_fingerprint: str | None = None
+    """The backend configuration the reply names (OpenAI's `system_fingerprint`), if any."""
     output_text: str | None = None
     finish_reason: str | None = None
     tokens: list[TokenLogprob] | None = None
@@ -96,6 +124,8 @@ class ResultFilter:
 
     run_ids: tuple[int, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    suites: tuple[str, ...] = ()
+    """Suite names; empty means every suite."""
     since: datetime | None = None
     until: datetime | None = None
 
@@ -103,6 +133,8 @@ class ResultFilter:
         parts = []
         if self.run_ids:
             parts.append("runs " + ",".join(map(str, self.run_ids)))
+        if self.suites:
+            parts.append("suite " + ",".join(self.suites))
         if self.labels:
             parts.append(",".join(f"{k}={v}" for k, v in sorted(self.labels.items())))
         if self.since or self.until:

@@ -15,6 +15,7 @@ from canary.cli.options import (
     RunOption,
     SelectOption,
     SinceOption,
+    SuitesOption,
     UntilOption,
     result_filter,
 )
@@ -31,6 +32,7 @@ def capture(
     since: SinceOption = None,
     until: UntilOption = None,
     run: RunOption = None,
+    suite: SuitesOption = None,
     by: Annotated[str, typer.Option("--by", help="Cohort labels, comma-separated.")] = "endpoint",
     note: Annotated[str | None, typer.Option("--note", help="Why this period is healthy.")] = None,
     force: Annotated[
@@ -41,18 +43,23 @@ def capture(
 ) -> None:
     """Summarise a healthy period per cohort × metric and store it as NAME.
 
-    Choose the results with --run, or --since/--until, narrowed by --select label=value.
+    Choose the results with --run, or --since/--until, narrowed by --select label=value and
+    --suite. `compare` takes the other side on the baseline's suites only, and refuses a
+    baseline holding several suites unless --suite named them at capture (the daemon's alerts
+    monitor against one of every suite).
     """
     from canary.compare.baselines import capture_baseline
+    from canary.compare.suites import check_known
     from canary.errors import ConfigError
     from canary.store import open_store
 
     if not (run or since or until):
         raise ConfigError("say which results: --run ID, or --since/--until (with --select)")
-    filt = result_filter(run, since, until, select)
+    filt = result_filter(run, since, until, select, suite)
     store = open_store(db)
     for run_id in filt.run_ids:
         store.get_run(run_id)  # "no run with id N", not an empty baseline
+    check_known(store, filt.suites)
     baseline = capture_baseline(
         store, name, filt, [b for b in by.split(",") if b], note=note, replace=force
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from canary.cli.options import DEFAULT_WINDOW, DbOption, JsonOption, SelectOption, SinceOption
+from canary.cli.options import (
+    DEFAULT_WINDOW,
+    DbOption,
+    JsonOption,
+    SelectOption,
+    SinceOption,
+    SuitesOption,
+    suite_list,
+)
 from canary.cli.output import console, fmt_time, print_json
 from canary.sanitize import one_line
 
@@ -15,6 +23,7 @@ _STYLES = {"firing": "bold red", "pending": "yellow", "errors": "magenta", "sile
 def cohorts(
     since: SinceOption = DEFAULT_WINDOW,
     select: SelectOption = None,
+    suite: SuitesOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -23,6 +32,7 @@ def cohorts(
     Problems come first: firing, then pending (an alert or a monitor), then cohorts with
     errors, then cohorts silent in the window that still have a monitor or alert open.
     """
+    from canary.compare.suites import check_known
     from canary.config.selection import parse_label_filters
     from canary.store import open_store
     from canary.store.alert_values import cohort_text
@@ -30,7 +40,12 @@ def cohorts(
     from canary.timespec import parse_time
 
     start = parse_time(since or DEFAULT_WINDOW)
-    found = cohort_health(open_store(db), since=start, labels=parse_label_filters(select or []))
+    store = open_store(db)
+    suites = suite_list(suite)
+    check_known(store, suites)
+    found = cohort_health(
+        store, since=start, labels=parse_label_filters(select or []), suites=suites
+    )
     if json:
         print_json(
             {

@@ -5,23 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from canary.cli.options import DbOption, JsonOption
-from canary.cli.output import console, print_json
-from canary.sanitize import markup_safe, one_line
+from canary.cli.options import DbOption, JsonOption, ReferenceOption, SuitesOption, suite_list
+from canary.cli.output import console as stdout_console
+from canary.cli.output import print_json
 
 if TYPE_CHECKING:
-    from canary.compare import Comparison
+    from rich.console import Console
 
-_VERDICT_STYLE = {
-    "regression": "bold red",
-    "inconclusive": "yellow",
-    "improvement": "green",
-    "pass": "",
-    "no_data": "dim",
-}
+    from canary.compare import Comparison
 
 
 def compare(
@@ -54,27 +46,38 @@ def compare(
         typer.Option("--power", min=0.5, max=0.99, help="Power for the minimum detectable effect."),
     ] = 0.8,
     show_all: Annotated[bool, typer.Option("--all", help="Show passing metrics too.")] = False,
+    suite: SuitesOption = None,
+    reference: ReferenceOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """Compare two selections metric by metric and gate on the result.
 
     Exit 0 pass, 1 regression, 2 inconclusive (the data cannot rule out a regression of a
-    critical metric), 3 bad arguments, 4 data not comparable (suite or detector versions differ).
+    critical metric), 3 bad arguments or a side mixing suites without --suite, 4 data not
+    comparable (suite or detector versions differ, a baseline of another suite).
     """
+    from canary.cli.reference_scope import compare_notes
     from canary.compare import run_compare
     from canary.store import open_store
     from canary.timespec import parse_duration
 
+    store = open_store(db)
+    # --reference re-judges the selected sides first; sides never judged get a note.
+    notes = compare_notes(
+        store, before, after, parse_duration(window), suite_list(suite), reference
+    )
     comparison = run_compare(
-        open_store(db),
+        store,
         before,
         after,
         by=[b for b in by.split(",") if b] if by is not None else None,
         window=parse_duration(window),
         alpha=alpha,
         power=power,
+        suites=suite_list(suite),
     )
+    comparison.notes.extend(notes)
     if json:
         print_json(comparison.to_dict())
     else:
@@ -82,60 +85,11 @@ def compare(
     raise typer.Exit(comparison.gate.exit_code)
 
 
-def render_comparison(comparison: Comparison, *, show_all: bool = False) -> None:
-    """The verdict table, evidence pointers, notes and the gate line of a `Comparison`."""
-    from canary.reports.format import num
+def render_comparison(
+    comparison: Comparison, *, show_all: bool = False, out: Console | None = None
+) -> None:
+    """The verdict table, evidence pointers, notes and the gate line of a `Comparison`, on
+    ``out`` (default: stdout's console); see `canary.reports.comparison`."""
+    from canary.reports.comparison import render_comparison as render
 
-    # Selectors, cohort labels and notes were typed by users or sent by endpoints: they go in
-    # as Text or through markup_safe, never as markup.
-    table = Table(title=Text(one_line(f"{comparison.before}  →  {comparison.after}")))
-    for column in (
-        "cohort",
-        "metric",
-        "verdict",
-        "before",
-        "after",
-        "effect [CI]",
-        "p",
-        "q",
-        "MDE",
-        "n before/after",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("cohort", "metric", "verdict") else "right"
-        )
-    shown = 0
-    for v in comparison.verdicts:
-        if v.verdict == "pass" and not show_all:
-            continue
-        shown += 1
-        r = v.result
-        table.add_row(
-            Text(one_line(v.cohort)),
-            Text(one_line(v.metric + (" *" if v.critical else ""))),
-            v.verdict,
-            num(r.estimate_before),
-            num(r.estimate_after),
-            f"{num(r.effect)} [{num(r.ci_low)}, {num(r.ci_high)}]",
-            num(r.p_value),
-            num(v.q_value),
-            num(r.mde),
-            f"{r.n_before}/{r.n_after}",
-            style=_VERDICT_STYLE.get(v.verdict, ""),
-        )
-    passed = sum(v.verdict == "pass" for v in comparison.verdicts)
-    if shown:
-        console.print(table)
-    console.print(f"{len(comparison.verdicts)} tests, {passed} pass (* = critical metric)")
-    for key, ids in comparison.evidence.items():
-        if ids:
-            console.print(
-                f"evidence for {markup_safe(key, single_line=True)}: "
-                + ", ".join(f"canary show {i}" for i in ids[:3])
-                + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
-            )
-    for note in comparison.notes:
-        console.print(f"[dim]note: {markup_safe(note)}[/]")
-    gate = comparison.gate
-    colour = {"pass": "green", "regression": "red", "inconclusive": "yellow"}[gate.status]
-    console.print(f"gate: [bold {colour}]{gate.status.upper()}[/] (exit {gate.exit_code})")
+    render(comparison, out or stdout_console, show_all=show_all)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from canary.cli.options import DbOption, JsonOption
+from canary.cli.options import DbOption, JsonOption, ReferenceOption
 from canary.cli.output import console, print_json
 
 
@@ -23,6 +23,7 @@ def daemon(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
+    reference: ReferenceOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -37,7 +38,7 @@ def daemon(
 
     # Not basicConfig: the CLI's handler (secrets scrubbed) is already on the root logger.
     configure_logging(log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with open_daemon(config, db=db) as d:
+    with open_daemon(config, db=db, reference=reference) as d:
         if not once:
             serve(d)
             return

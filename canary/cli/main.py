@@ -169,7 +169,9 @@ def _register() -> None:
         daemon,
         db,
         demo,
+        detect,
         doctor,
+        gate,
         init,
         prune,
         replay,
@@ -186,6 +188,7 @@ def _register() -> None:
     app.command("runs")(runs.list_runs)
     app.command("show")(runs.show)
     app.command("score")(score.score)
+    app.command("detect")(detect.detect)
     app.command("prune")(prune.prune)
     app.command("daemon")(daemon.daemon)
     app.command("alerts")(alerts.alerts)
@@ -195,6 +198,7 @@ def _register() -> None:
     app.command("doctor")(doctor.doctor)
     app.command("cohorts")(cohorts.cohorts)
     app.command("compare")(compare.compare)
+    app.command("gate")(gate.gate)
     app.add_typer(baseline.app, name="baseline", help="Capture, list, export and import baselines.")
     app.add_typer(change.app, name="change", help="Record and list deploys and config changes.")
     app.add_typer(sim.app, name="sim", help="The simulated serving fleet and its tiny model.")

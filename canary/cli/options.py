@@ -56,9 +56,28 @@ SelectOption = Annotated[
         show_default=False,
     ),
 ]
+SuitesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--suite",
+        help="Only results of this suite (repeatable, or comma-separated); needed when the "
+        "selection holds several.",
+        show_default=False,
+    ),
+]
 EndpointOption = Annotated[
     list[str] | None,
     typer.Option("--endpoint", "-e", help="Only this endpoint (repeatable).", show_default=False),
+]
+ReferenceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reference",
+        help="Reference model directory (or canary:tiny, the shipped model) for the topk, "
+        "routing and sampling checks; overrides $CANARY_REFERENCE_MODEL and the config files' "
+        "reference:.",
+        show_default=False,
+    ),
 ]
 
 DEFAULT_FLEET = Path("canary.yaml")
@@ -73,19 +92,29 @@ def optional_time(text: str | None) -> datetime | None:
     return parse_time(text) if text else None
 
 
+def suite_list(suite: Sequence[str] | None) -> tuple[str, ...]:
+    """`--suite a --suite b,c` as ``("a", "b", "c")``."""
+    from canary.compare.suites import named_suites
+
+    return named_suites(suite or ())
+
+
 def result_filter(
     run: Sequence[int] | None,
     since: str | None,
     until: str | None,
     select: Sequence[str] | None,
+    suite: Sequence[str] | None = None,
 ) -> ResultFilter:
-    """The `--run/--since/--until/--select` options as the one results filter the library takes."""
+    """The `--run/--since/--until/--select/--suite` options as the one results filter the
+    library takes."""
     from canary.config.selection import parse_label_filters
     from canary.records import ResultFilter
 
     return ResultFilter(
         run_ids=tuple(run or ()),
         labels=parse_label_filters(select or ()),
+        suites=suite_list(suite),
         since=optional_time(since),
         until=optional_time(until),
     )

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from canary.cli.options import DEFAULT_WINDOW, DbOption, JsonOption, SelectOption, SinceOption
+from canary.cli.options import (
+    DEFAULT_WINDOW,
+    DbOption,
+    JsonOption,
+    SelectOption,
+    SinceOption,
+    SuitesOption,
+    suite_list,
+)
 from canary.cli.output import console, err_console, print_json
 from canary.sanitize import markup_safe
 
@@ -15,6 +23,16 @@ from canary.sanitize import markup_safe
 def report(
     since: SinceOption = DEFAULT_WINDOW,
     select: SelectOption = None,
+    suite: SuitesOption = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Cohort labels of the rows, comma-separated (default: endpoint,load, what the "
+            "daemon monitors per; never the baseline's grouping).",
+            show_default=False,
+        ),
+    ] = None,
     baseline: Annotated[
         str | None,
         typer.Option(
@@ -28,7 +46,7 @@ def report(
         Path | None,
         typer.Option(
             "--html",
-            help="Also write the report as one self-contained HTML file here.",
+            help="Write the report as one self-contained HTML file here instead of printing it.",
             dir_okay=False,
             show_default=False,
         ),
@@ -43,27 +61,38 @@ def report(
     gate that fails a pipeline is `canary compare`. Exit 3 for bad arguments, 4 for database
     problems.
     """
+    from canary.cli.reference_scope import missing_reference_notes
     from canary.config.selection import parse_label_filters
     from canary.records import ResultFilter
     from canary.reports import build_report
     from canary.store import open_store
     from canary.timespec import parse_time
 
-    built = build_report(
-        open_store(db),
-        ResultFilter(
-            labels=parse_label_filters(select or []), since=parse_time(since or DEFAULT_WINDOW)
-        ),
-        baseline=baseline,
+    store = open_store(db)
+    window = ResultFilter(
+        labels=parse_label_filters(select or []),
+        suites=suite_list(suite),
+        since=parse_time(since or DEFAULT_WINDOW),
     )
+    built = build_report(
+        store,
+        window,
+        baseline=baseline,
+        by=[b.strip() for b in by.split(",") if b.strip()] if by is not None else None,
+    )
+    built.notes.extend(missing_reference_notes(store, [window]))
     if html is not None:
         from canary.reports.html import render_html
 
         html.write_text(render_html(built), encoding="utf-8")
-        # With --json, stdout carries only the JSON.
-        (err_console if json else console).print(f"wrote {markup_safe(html)}", highlight=False)
+        # With --json, stdout carries only the JSON; otherwise this line is all that is printed.
+        (err_console if json else console).print(
+            f"wrote {markup_safe(html)}", highlight=False, soft_wrap=True
+        )
     if json:
         print_json(built.to_dict())
+        return
+    if html is not None:
         return
     from canary.reports.terminal import render_terminal
 

@@ -14,6 +14,7 @@ from canary.cli.options import (
     EndpointOption,
     FleetOption,
     JsonOption,
+    ReferenceOption,
     SelectOption,
 )
 from canary.cli.output import console, err_console, fmt_ms, print_json
@@ -54,6 +55,7 @@ def run(
     score: Annotated[
         bool, typer.Option("--score/--no-score", help="Score the round's results when it ends.")
     ] = True,
+    reference: ReferenceOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -63,6 +65,7 @@ def run(
     endpoint answered no request at all, 3 for bad config, 4 for database problems.
     """
     from canary.config import load_fleet
+    from canary.config.judged import with_resolved_reference
     from canary.config.selection import select_endpoints
     from canary.pipeline import run_and_judge
     from canary.probes import load_suite
@@ -70,13 +73,16 @@ def run(
 
     loaded_suite = load_suite(suite)
     context: AbstractContextManager[FleetConfig]
+    fleet_dir = None
     if sim:
         from canary.sim.embedded import embedded_fleet
 
         context = embedded_fleet()
     else:
         context = nullcontext(load_fleet(fleet))
-    with context as fleet_config:
+        fleet_dir = fleet.resolve().parent
+    with context as loaded:
+        fleet_config = with_resolved_reference(loaded, reference, fleet_dir=fleet_dir)
         targets = select_endpoints(fleet_config, endpoint or (), select or ())
         store = open_store(db, config_url=fleet_config.database_url)
         if concurrency is not None:
@@ -142,6 +148,8 @@ def run(
             from canary.cli.score import render_scoring
 
             render_scoring(scoring)
+            if scoring.reference_note:
+                console.print(f"[yellow]{scoring.reference_note}[/]", highlight=False)
         console.print(
             f"stored in run [bold]{stored.run_id}[/]; see `canary runs`, `canary show ID`"
         )

@@ -74,6 +74,18 @@ class Aggregate:
     by: tuple[str, ...]
     cohorts: dict[str, CohortData] = field(default_factory=dict)
     description: str = ""
+    suites: tuple[str, ...] = ()
+    """The suites the side was restricted to (`ResultFilter.suites`); empty: every suite.
+    A baseline keeps them: it was captured for those suites and is compared on them only."""
+    suite_results: dict[str, int] = field(default_factory=dict)
+    """Suite name → results of it on this side: a side holding several mixes suites."""
+
+    @property
+    def suite_names(self) -> tuple[str, ...]:
+        """The suites this side holds results of, sorted (from its cohorts when the counts
+        were not kept: baselines captured before they were)."""
+        names = set(self.suite_results) or {s for c in self.cohorts.values() for s in c.suites}
+        return tuple(sorted(names))
 
     @property
     def results(self) -> int:
@@ -84,12 +96,18 @@ class Aggregate:
         return sum(counted)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": 1,
             "by": list(self.by),
             "description": self.description,
             "cohorts": {key: c.to_json() for key, c in sorted(self.cohorts.items())},
         }
+        # Optional keys, so exports of baselines captured before them read back unchanged.
+        if self.suites:
+            data["suites"] = list(self.suites)
+        if self.suite_results:
+            data["suite_results"] = dict(sorted(self.suite_results.items()))
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Aggregate:
@@ -101,6 +119,8 @@ class Aggregate:
             by=tuple(data["by"]),
             description=data.get("description", ""),
             cohorts={k: CohortData.from_json(c) for k, c in data["cohorts"].items()},
+            suites=tuple(str(s) for s in data.get("suites", ())),
+            suite_results={str(k): int(v) for k, v in data.get("suite_results", {}).items()},
         )
 
 
@@ -128,7 +148,7 @@ def aggregate(
     from canary.store.aggregates import SCORES, selection
 
     by = tuple(by)
-    out = Aggregate(by=by, description=filt.describe())
+    out = Aggregate(by=by, description=filt.describe(), suites=tuple(filt.suites))
     plan = _plan(policies)
     with selection(store, filt) as sel:
         key_of: dict[int, str] = {}
@@ -141,6 +161,7 @@ def aggregate(
             return out
         for cohort_id, suite, version in sel.suite_versions():
             out.cohorts[key_of[cohort_id]].suites.setdefault(suite, set()).add(version)
+        out.suite_results = sel.suite_results()
         for (aggregation, _), (test, queries) in plan.items():
             binning = {q.metric: DEFAULT_BINNING.get(q.metric) for q in queries}
             for row in sel.rows(aggregation, queries):

@@ -56,6 +56,7 @@ class Baseline:
                     for s, v in c.suites.items()
                 }
             ),
+            "captured_for": list(self.aggregate.suites),
             "note": self.note,
         }
 
@@ -105,7 +106,11 @@ def capture_baseline(
     note: str | None = None,
     replace: bool = False,
 ) -> Baseline:
-    """Aggregate the results ``filt`` selects per ``by`` cohort, in detail, and store it."""
+    """Aggregate the results ``filt`` selects per ``by`` cohort, in detail, and store it.
+
+    The baseline keeps ``filt.suites``: `compare` takes the other side on those suites only.
+    One of every suite (what the daemon's alerts monitor against) is allowed, but `compare`
+    refuses it as a side that mixes suites (see `canary.compare.suites`)."""
     from canary.compare.aggregate import aggregate
     from canary.stats import DEFAULT_POLICIES
 

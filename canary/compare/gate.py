@@ -15,6 +15,7 @@ from canary.compare.aggregate import ALL_COHORTS, Aggregate, CohortData
 from canary.errors import ExitCode, StoreError
 from canary.stats import GateResult, MetricPolicy, MetricVerdict, TestResult, evaluate, gate
 from canary.stats.kinds import Incomparable, MetricStats, stat_test
+from canary.stats.result import no_data
 
 
 class NotComparable(StoreError):
@@ -35,12 +36,15 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     evidence: dict[str, list[int]] = field(default_factory=dict)
     """`cohort/metric` → result ids on the after side that show the regression."""
+    suites: tuple[str, ...] = ()
+    """The suites compared (named, a baseline's, or the one both sides hold)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "before": self.before,
             "after": self.after,
             "by": list(self.by),
+            "suites": list(self.suites),
             "gate": self.gate.to_dict(),
             "verdicts": [v.to_dict() for v in self.verdicts],
             "evidence": self.evidence,
@@ -81,7 +85,9 @@ def compare(
     names: list[str] = []
     for name, b_key, a_key in pairs:
         b, a = before.cohorts[b_key], after.cohorts[a_key]
-        tested, missing = cohort_tests(name, b, a, policies, alpha=alpha, power=power)
+        tested, missing = cohort_tests(
+            name, b, a, policies, alpha=alpha, power=power, missing_as_no_data=True
+        )
         results += tested
         names += [name] * len(tested)
         notes += missing
@@ -109,10 +115,12 @@ def cohort_tests(
     *,
     alpha: float = 0.05,
     power: float = 0.8,
+    missing_as_no_data: bool = False,
 ) -> tuple[list[TestResult], list[str]]:
     """The unadjusted tests of one cohort pair (a metric with a policy and data on both sides),
-    and a note per metric missing a side; `NotComparable` if the sides were measured
-    differently. The report tests cohort by cohort with it and adjusts the grid as one family."""
+    and a note per metric missing a side (with ``missing_as_no_data`` also a ``no_data`` result,
+    so the gate sees it); `NotComparable` if the sides were measured differently. The report
+    tests cohort by cohort with it and adjusts the grid as one family."""
     for suite in sorted(set(b.suites) & set(a.suites)):
         if b.suites[suite] != a.suites[suite] or len(a.suites[suite]) > 1:
             raise NotComparable(
@@ -130,6 +138,11 @@ def cohort_tests(
         if metric not in b.metrics or metric not in a.metrics:
             side = "before" if metric not in b.metrics else "after"
             notes.append(f"{name}/{metric}: no data {side}")
+            if missing_as_no_data:
+                # Kept as a verdict: a critical metric missing on one side blocks a pass.
+                n_b = b.metrics[metric].n if metric in b.metrics else 0
+                n_a = a.metrics[metric].n if metric in a.metrics else 0
+                results.append(no_data(metric, policy.kind, "none", n_b, n_a, power, alpha))
             continue
         results.append(
             _test(name, metric, b.metrics[metric], a.metrics[metric], policy, alpha, power)

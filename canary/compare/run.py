@@ -15,6 +15,7 @@ from canary.compare.aggregate import (
 )
 from canary.compare.gate import Comparison, compare
 from canary.compare.selectors import Role, Selector, change_window, parse_selector
+from canary.compare.suites import baseline_scope, check_known, check_sides
 from canary.errors import ConfigError
 from canary.records import ResultFilter
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
@@ -32,8 +33,10 @@ def resolve(
     by: Sequence[str],
     policies: Mapping[str, MetricPolicy],
     window: timedelta,
+    suites: Sequence[str] = (),
 ) -> tuple[Aggregate, ResultFilter | None]:
-    """The aggregate a selector names, and the result filter behind it (None for baselines)."""
+    """The aggregate a selector names, and the result filter behind it (None for baselines),
+    restricted to ``suites`` (a baseline is checked against them by `baseline_scope`)."""
     if selector.baseline is not None:
         from canary.compare.baselines import load_baseline
 
@@ -47,6 +50,7 @@ def resolve(
         change = get_change(store, selector.change)
         filt = change_window(role, change.at, change.labels, window)
     assert filt is not None
+    filt = replace(filt, suites=tuple(suites))
     return aggregate(store, filt, by, policies), filt
 
 
@@ -61,15 +65,20 @@ def run_compare(
     alpha: float = 0.05,
     power: float = 0.8,
     now: datetime | None = None,
+    suites: Sequence[str] = (),
 ) -> Comparison:
-    """Compare what ``before`` and ``after`` select; see `canary.compare.selectors`."""
+    """Compare what ``before`` and ``after`` select (see `canary.compare.selectors`), on the
+    results of ``suites`` (see `canary.compare.suites`: a side that mixes suites is refused
+    unless they are named; a baseline is compared on the suites it was captured for)."""
     policies = dict(DEFAULT_POLICIES if policies is None else policies)
     now = now or datetime.now(UTC)
     sel_b = parse_selector(before, "before", window=window, now=now)
     sel_a = parse_selector(after, "after", window=window, now=now)
+    check_known(store, suites)
+    scope = tuple(suites)
     agg_b: Aggregate | None = None
     if sel_b.baseline is not None:
-        # A baseline carries its own grouping (resolve ignores `by` for baselines).
+        # A baseline carries its own grouping and suites (resolve ignores both for baselines).
         agg_b, _ = resolve(store, sel_b, "before", (), policies, window)
         if by is not None and tuple(by) != agg_b.by:
             raise ConfigError(
@@ -77,16 +86,19 @@ def run_compare(
                 "drop --by or re-capture the baseline with the grouping you want"
             )
         by = agg_b.by
+        scope = baseline_scope(sel_b.baseline, agg_b, suites)
     by = tuple(by) if by is not None else DEFAULT_BY
     if agg_b is None:
-        agg_b, _ = resolve(store, sel_b, "before", by, policies, window)
-    agg_a, filt_a = resolve(store, sel_a, "after", by, policies, window)
+        agg_b, _ = resolve(store, sel_b, "before", by, policies, window, scope)
+    agg_a, filt_a = resolve(store, sel_a, "after", by, policies, window, scope)
     if sel_b.baseline is None and by and not set(agg_b.cohorts) & set(agg_a.cohorts):
         # No shared cohort (e.g. pool=gpu-a against pool=tpu-b): compare the sides whole.
-        agg_b, _ = resolve(store, sel_b, "before", (), policies, window)
-        agg_a, filt_a = resolve(store, sel_a, "after", (), policies, window)
+        agg_b, _ = resolve(store, sel_b, "before", (), policies, window, scope)
+        agg_a, filt_a = resolve(store, sel_a, "after", (), policies, window, scope)
     agg_b.description = agg_b.description or before
+    check_sides(agg_b, agg_a, scope)
     comparison = compare(agg_b, agg_a, policies, alpha=alpha, power=power)
+    comparison = replace(comparison, suites=scope or agg_a.suite_names or agg_b.suite_names)
     if filt_a is not None:
         evidence = {
             f"{v.cohort}/{v.metric}": evidence_ids(

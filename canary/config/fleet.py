@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from canary.config.base import (
+    ENV_VAR_NAME,
+    LABEL_KEY,
+    SLUG,
+    FormatVersion,
+    Strict,
+    check_http_url,
+    check_slug,
+)
+from canary.config.reference import ReferenceConfig
+from canary.config.shaping import (
+    check_drop_params,
+    check_extra_body,
+    check_header_labels,
+    check_header_value,
+    check_record_headers,
+)
+
+__all__ = [
+    "ENV_VAR_NAME",
+    "SLUG",
+    "STANDARD_LABELS",
+    "EndpointConfig",
+    "FleetConfig",
+    "FormatVersion",
+    "Limits",
+    "LimitsOverride",
+    "ReferenceConfig",
+    "Strict",
+    "check_http_url",
+    "check_slug",
+]
 
 #: Cohort label keys with a documented meaning. Any other key is allowed as a user label.
 STANDARD_LABELS = (
@@ -21,72 +52,6 @@ STANDARD_LABELS = (
 )
 """``pools`` is for front doors: the pools behind them joined by ``+`` (``gpu-a+tpu-b``), so a
 change recorded on one pool is known to touch the front door too."""
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-"""Names of endpoints, pools, schedules, load shapes and sinks."""
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-"""What a `*_env` key must hold: the name of an environment variable, never its value."""
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-
-
-def check_slug(value: str, example: str) -> str:
-    """``value`` if it is a `SLUG`, else the one error every config file gives for names."""
-    if not SLUG.match(value):
-        raise ValueError(f"use lowercase letters, digits, '-', '_' or '.', e.g. {example!r}")
-    return value
-
-
-def check_http_url(value: str, example: str = "http://127.0.0.1:8000/v1") -> str:
-    """``value`` if every request to it can be sent, else the one-line reason and fix.
-
-    Checked at load time, the way httpx will read it: scheme http(s), a host, a port in
-    1-65535, balanced IPv6 brackets (``http://[::1]:8000/v1``), no credentials, query or
-    fragment (paths are appended to it). Otherwise a typo surfaces only as an error row per
-    request, long after the config was accepted.
-    """
-    fix = f"write e.g. {example!r}"
-    if value != value.strip() or any(c.isspace() or not c.isprintable() for c in value):
-        raise ValueError(f"{value!r} holds spaces or control characters; {fix}")
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"must start with http:// or https://, e.g. {example!r}")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
-        if "[" in value or "]" in value:
-            fix = "an IPv6 host goes in brackets, e.g. 'http://[::1]:8000/v1'"
-        raise ValueError(f"{value!r} is not a valid URL ({exc}); {fix}") from None
-    if not parts.hostname:
-        raise ValueError(f"{value!r} names no host; {fix}")
-    if port == 0:
-        raise ValueError(f"{value!r}: port 0 cannot be connected to; {fix}")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{value!r} holds credentials; put the key in api_key_env instead")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{value!r} has a query or fragment; canary appends the API path, {fix}")
-    import httpx
-
-    try:
-        httpx.URL(value)
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"{value!r} is not a valid URL ({exc}); {fix}") from None
-    return value
-
-
-def _known_version(value: int) -> int:
-    if value != 1:
-        raise ValueError("only version 1 exists; write 'version: 1'")
-    return value
-
-
-FormatVersion = Annotated[int, AfterValidator(_known_version)]
-"""The `version:` key of canary's config files (only 1 exists)."""
-
-
-class Strict(BaseModel):
-    """Base for config models: unknown keys are errors, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Limits(Strict):
@@ -135,7 +100,8 @@ class EndpointConfig(Strict):
     base_url: str
     """Base URL up to and including the API prefix, e.g. `https://llm.internal/v1`."""
     flavour: str = "openai-chat"
-    """Wire format: `openai-completions` or `openai-chat` (see `canary endpoints flavours`)."""
+    """Wire format: `openai-completions`, `openai-chat` or `anthropic-messages` (see
+    `canary endpoints flavours`)."""
     model: str
     """Model name sent in each request and recorded as the `model` cohort label."""
     api_key_env: str | None = None
@@ -143,7 +109,22 @@ class EndpointConfig(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     """Cohort labels: pool, hardware, platform, region, route, context, or any key of yours."""
     headers: dict[str, str] = Field(default_factory=dict)
-    """Extra non-secret request headers."""
+    """Extra non-secret request headers (they override a flavour's own, e.g.
+    `anthropic-version`); the key goes in `api_key_env`, sent as `auth` says."""
+    auth: Literal["bearer", "x-api-key", "none"] | None = None
+    """How the key from `api_key_env` is sent: `bearer` (`Authorization: Bearer KEY`),
+    `x-api-key` (`x-api-key: KEY`) or `none` (never); unset means the flavour's own style."""
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Fields merged into every request body, e.g. `{repetition_penalty: 1.0, min_p: 0.0}` to
+    switch off a server's own sampler defaults; never a field canary sets from the probe."""
+    drop_params: list[str] = Field(default_factory=list)
+    """Request fields never sent to this endpoint, e.g. `[top_k]` for a server that refuses it
+    (wire names: `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, ...)."""
+    record_headers: list[str] = Field(default_factory=list)
+    """Response headers stored with each result and made cohort labels (`x-served-by` becomes
+    label `x_served_by`), so which pod/build/hardware answered is one `--by` away."""
+    chat_template: str | None = None
+    """Overrides the reference's `chat_template` for this endpoint's chat probes."""
     served_by_headers: list[str] = Field(
         default_factory=lambda: ["x-served-by", "x-backend", "x-served-pool", "server"]
     )
@@ -176,11 +157,37 @@ class EndpointConfig(Strict):
     @classmethod
     def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _LABEL_KEY.match(key):
+            if not LABEL_KEY.match(key):
                 raise ValueError(f"label key {key!r} must be lowercase snake_case")
             if key in ("endpoint", "model"):
                 raise ValueError(f"label {key!r} is set by canary from the endpoint itself")
+            if key == "system_fingerprint":
+                raise ValueError(f"label {key!r} is set by canary from each reply")
         return value
+
+    @field_validator("extra_body")
+    @classmethod
+    def _extra_body(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_extra_body(value)
+
+    @field_validator("drop_params")
+    @classmethod
+    def _drop_params(cls, value: list[str]) -> list[str]:
+        return check_drop_params(value)
+
+    @field_validator("record_headers")
+    @classmethod
+    def _record_headers(cls, value: list[str]) -> list[str]:
+        return check_record_headers(value)
+
+    @model_validator(mode="after")
+    def _auth_and_recorded_headers(self) -> EndpointConfig:
+        if self.auth == "none" and self.api_key_env is not None:
+            raise ValueError(
+                "auth: none never sends a key, yet api_key_env is set; remove one of them"
+            )
+        check_header_labels(self.record_headers, self.labels)
+        return self
 
     @field_validator("headers")
     @classmethod
@@ -188,6 +195,7 @@ class EndpointConfig(Strict):
         for key in value:
             if key.lower() in ("authorization", "x-api-key", "api-key"):
                 raise ValueError(f"header {key!r} would hold a secret; use api_key_env instead")
+            check_header_value(key, value[key])
         return value
 
     def cohort_labels(self) -> dict[str, str]:
@@ -206,6 +214,8 @@ class FleetConfig(Strict):
     """Transport limits for endpoints that do not override them."""
     endpoints: list[EndpointConfig]
     """The endpoints to probe."""
+    reference: ReferenceConfig | None = None
+    """What reference-based checks compare with; none means they are not available."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> FleetConfig:
@@ -214,6 +224,12 @@ class FleetConfig(Strict):
             if endpoint.name in seen:
                 raise ValueError(f"endpoint name {endpoint.name!r} appears twice; names are unique")
             seen.add(endpoint.name)
+        trusted = self.reference.endpoint if self.reference is not None else None
+        if trusted is not None and trusted not in seen:
+            raise ValueError(
+                f"reference endpoint {trusted!r} is not an endpoint of this "
+                f"fleet (known: {', '.join(sorted(seen))})"
+            )
         return self
 
     @field_validator("endpoints")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from canary.alerts.settings import AlertsConfig
 from canary.alerts.sinks import SinkConfig, validate_sink_names
 from canary.config.fleet import FormatVersion, Strict, check_slug
+from canary.config.reference import ReferenceConfig
 from canary.errors import ConfigError
 from canary.store.retention import RetentionPolicy
 from canary.timespec import parse_duration
@@ -129,6 +130,10 @@ class DaemonConfig(Strict):
     """SQLAlchemy URL; `CANARY_DATABASE_URL` and `--db` take precedence."""
     schedules: list[ScheduleConfig]
     """What to probe and when."""
+    reference: ReferenceConfig | None = None
+    """What reference-based checks compare with; overrides the fleet file's `reference:`
+    (`--reference DIR` and `CANARY_REFERENCE_MODEL` override both). Paths are relative to this
+    file."""
     load_shapes: dict[str, LoadShape] = Field(default_factory=dict)
     """Named load shapes for `schedules[].loads`, in addition to the built-in ones."""
     alerts: AlertsConfig | None = None

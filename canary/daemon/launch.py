@@ -29,23 +29,41 @@ def install_secret_filter() -> None:
 
 @contextmanager
 def open_daemon(
-    config_path: str | Path, *, db: str | None = None, owner: str | None = None
+    config_path: str | Path,
+    *,
+    db: str | None = None,
+    owner: str | None = None,
+    reference: str | None = None,
 ) -> Iterator[Daemon]:
-    """The daemon of a config file, with its store open (and the simulated fleet, if asked)."""
+    """The daemon of a config file, with its store open (and the simulated fleet, if asked).
+
+    ``reference`` (`--reference DIR`) overrides the reference of the daemon config and the fleet
+    file (see `canary.config.reference.resolve_reference`)."""
     from canary.config import load_fleet
+    from canary.config.judged import with_resolved_reference
     from canary.store import open_store
 
     config, base_dir = load_daemon_config(config_path)  # registers the secret variables
     install_secret_filter()
     fleet_context: AbstractContextManager[FleetConfig]
+    fleet_dir = None
     if config.sim:
         from canary.sim.embedded import embedded_fleet
 
         fleet_context = embedded_fleet()
     else:
         assert config.fleet is not None
-        fleet_context = nullcontext(load_fleet(base_dir / config.fleet))
-    with fleet_context as fleet:
+        fleet_path = base_dir / config.fleet
+        fleet_context = nullcontext(load_fleet(fleet_path))
+        fleet_dir = fleet_path.parent
+    with fleet_context as loaded:
+        fleet = with_resolved_reference(
+            loaded,
+            reference,
+            fleet_dir=fleet_dir,
+            daemon=config.reference,
+            daemon_dir=base_dir,
+        )
         store = open_store(db, config_url=config.database_url or fleet.database_url)
         try:
             yield Daemon(config, fleet, store, base_dir=base_dir, owner=owner)

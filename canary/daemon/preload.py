@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterable
 
+from canary.config.reference import NO_REFERENCE_HINT, SHIPPED_MODEL, ReferenceConfig
 from canary.probes.model import Suite
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ def needs_reference(suites: Iterable[Suite]) -> bool:
     return any(probe.kind in kinds for suite in suites for probe in suite.probes)
 
 
-def preload_model_stack(*, reference: bool) -> None:
-    """Import the scoring stack and, with `reference`, load the shared reference model.
+def preload_model_stack(*, reference: ReferenceConfig | bool | None) -> None:
+    """Import the scoring stack and, with a model `reference` (True: the shipped one), load the
+    shared reference model. None means the suites need a reference and none is configured: said
+    once in the log, since their reference-based checks will not be made; False: not needed.
 
     Safe to call from several threads: the first does the work under the lock, the others wait
     for it and find everything loaded.
@@ -41,9 +44,13 @@ def preload_model_stack(*, reference: bool) -> None:
     with _lock:
         for name in STAT_MODULES:
             importlib.import_module(name)
-        if not reference:
-            return
+        if reference is None:
+            logger.warning(NO_REFERENCE_HINT)
+        if reference is True:
+            reference = ReferenceConfig(model=SHIPPED_MODEL)
+        if not reference or reference.model is None:
+            return  # no reference, or a reference endpoint: no model to load
         from canary.scoring.reference import shared_reference_model
 
-        model = shared_reference_model(None)
+        model = shared_reference_model(reference.model, reference.device, reference.dtype)
         logger.info("reference model %s loaded", model.name)

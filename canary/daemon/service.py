@@ -252,7 +252,8 @@ class Daemon:
             return
         from canary.daemon.preload import needs_reference, preload_model_stack
 
-        preload_model_stack(reference=needs_reference(p.suite for p in self.plans.values()))
+        needed = needs_reference(p.suite for p in self.plans.values())
+        preload_model_stack(reference=self.fleet.reference if needed else False)
 
     def dispatch(self) -> None:
         if not self.sinks:

@@ -5,7 +5,10 @@ with the detector's name, version and arguments (`DetectorSpec`), so scores made
 are never compared. Built-ins: ``script`` (unexpected Unicode scripts, mojibake), ``code``
 (Python/JSON/SQL that does not parse), ``fixed`` (wrong answers), ``entropy`` (entropy,
 compressibility, repetition, degenerate output). `topk` and `determinism` hold the pure functions
-that compare against a reference model and across repeats.
+that compare against a reference model and across repeats. On every kind, per output:
+``special_tokens``, ``tokenizer_markers``, ``repetition``, ``symbol_salad``, ``word_salad``;
+``likelihood`` is scored against the reference model (docs/detectors.md). `triage` scores rows
+from a file (`canary detect`).
 
 Adding a detector takes a few lines, in your package or here::
 
@@ -60,7 +63,22 @@ from canary.detectors.registry import (
 )
 
 #: Built-in detector modules, registered in this order: the order reports list their metrics.
-BUILT_INS = ("script", "code", "fixed", "entropy", "topk", "determinism", "sampling", "outcome")
+BUILT_INS = (
+    "script",
+    "code",
+    "fixed",
+    "entropy",
+    "topk",
+    "determinism",
+    "sampling",
+    "outcome",
+    "special_tokens",
+    "markers",
+    "repetition",
+    "salad",
+    "wordsalad",
+    "likelihood",
+)
 for _module in BUILT_INS:
     import_module(f"canary.detectors.{_module}")
 

@@ -131,6 +131,9 @@ class CodeDetector(Detector):
             "code_parse_error",
             0.01,
             critical=True,
+            relative_margin=0.5,
+            reason="healthy models already write some code that does not parse; 1% more (or "
+            "half again its base rate) is a model or decoding fault a user's build sees",
             explain=Explanation(
                 spans=lambda v: syntax_span(v.text, v.located, v.prompt) if v.evidence else [],
                 detail=lambda v: (

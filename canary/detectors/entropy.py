@@ -30,6 +30,13 @@ _TOKENS = regex.compile(
 _ASCII_TOKENS = re.compile(r"\w+|[^\w\s]")  # same tokens for ASCII text, and faster
 # Above this many tokens, repeats are found with vectorised rolling hashes.
 _HASH_THRESHOLD = 256
+DEGENERATE_WHY = (
+    "a healthy model loops on about 1 in 1,000 answers; 0.5% more is a decoding fault users see"
+)
+ENTROPY_WHY = (
+    "bf16 against fp32 moves these by a few hundredths; a shift beyond the margin either way is "
+    "corruption (up) or repetition (down)"
+)
 _BASE = 1_000_003
 _MASK = (1 << 64) - 1
 
@@ -95,10 +102,10 @@ class EntropyDetector(Detector):
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"entropy", "sampling", "determinism"})
     metrics: ClassVar[tuple[Metric, ...]] = (
-        rate("degenerate", 0.005),
+        rate("degenerate", 0.005, reason=DEGENERATE_WHY),
         # Both directions are faults: corruption raises entropy, degenerate repetition lowers it.
-        continuous("char_entropy", 0.1, Bins(0.0, 8.0, 160), "two_sided"),
-        continuous("compression_ratio", 0.02, Bins(0.0, 1.5, 150), "two_sided"),
+        continuous("char_entropy", 0.1, Bins(0.0, 8.0, 160), "two_sided", reason=ENTROPY_WHY),
+        continuous("compression_ratio", 0.02, Bins(0.0, 1.5, 150), "two_sided", reason=ENTROPY_WHY),
     )
 
     ngram: int = 4

@@ -83,7 +83,14 @@ class FixedDetector(Detector):
     name: ClassVar[str] = "fixed"
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"fixed"})
-    metrics: ClassVar[tuple[Metric, ...]] = (rate("fixed_fail", 0.02),)
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        rate(
+            "fixed_fail",
+            0.02,
+            reason="known-answer probes miss a few answers on any healthy model; 2% more is a "
+            "quality drop users notice",
+        ),
+    )
 
     got_limit: int = 200
     """Characters of the output kept in evidence."""

@@ -96,6 +96,11 @@ class Metric:
     """Distributions: the evidence key that holds each score's category; tested per probe, as
     ``name@probe``."""
     explain: Explanation = field(default_factory=Explanation)
+    relative_margin: float = 0.0
+    """The margin relative to the before value (see `canary.stats.MetricPolicy.relative_margin`)."""
+    reason: str = ""
+    """Why the margin is what it is: the harm it stands for, or what the probe budget can
+    rule out."""
 
 
 def rate(name: str, margin: float, *, critical: bool = False, **kw: Any) -> Metric:

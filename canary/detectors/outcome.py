@@ -38,6 +38,18 @@ class OutcomeDetector(GroupDetector):
     name: ClassVar[str] = "outcome"
     version: ClassVar[str] = "1"
     metrics: ClassVar[tuple[Metric, ...]] = (
-        rate(ERROR_RATE, 0.01, source=RESULT_ERRORS, explain=Explanation(detail=_error_detail)),
-        continuous(LATENCY, 50.0, Bins(1.0, 300_000.0, 256, "log"), source=RESULT_LATENCY),
+        rate(
+            ERROR_RATE,
+            0.01,
+            source=RESULT_ERRORS,
+            explain=Explanation(detail=_error_detail),
+            reason="1% more failed requests is an outage in the making; fewer is retry noise",
+        ),
+        continuous(
+            LATENCY,
+            50.0,
+            Bins(1.0, 300_000.0, 256, "log"),
+            source=RESULT_LATENCY,
+            reason="a 50 ms median shift is what users feel; less is load noise",
+        ),
     )

@@ -25,6 +25,18 @@ class SamplingDetector(GroupDetector):
     kinds: ClassVar[frozenset[str]] = frozenset({"sampling"})
     reference: ClassVar[bool] = True
     metrics: ClassVar[tuple[Metric, ...]] = (
-        rate("first_token_out_of_support", 0.001, critical=True),
-        Metric("sampling_first_token", "distribution", 0.05, category="token"),
+        rate(
+            "first_token_out_of_support",
+            0.003,
+            critical=True,
+            reason="any rise is a sampling fault; 0.3% is the smallest rise 4,000 clean probes "
+            "rule out with an anytime-valid test at α = 0.05",
+        ),
+        Metric(
+            "sampling_first_token",
+            "distribution",
+            0.05,
+            category="token",
+            reason="Cohen's w of 0.05 is a small but real change of the sampled mix",
+        ),
     )

@@ -79,14 +79,20 @@ def validate_scripts(names: Iterable[str]) -> None:
             ) from None
 
 
+#: Scripts every text uses whatever its language (spaces, digits, punctuation, accents): a probe
+#: that declares ``scripts: [Latin]`` means Latin text, not Latin letters with no spaces.
+IMPLIED_SCRIPTS = frozenset({"Common", "Inherited"})
+
+
 def expected_scripts(expect: dict[str, Any], default: Iterable[str]) -> frozenset[str]:
-    """The probe's declared scripts (``expect.scripts``, a name or a list), else ``default``."""
+    """The probe's declared scripts (``expect.scripts``, a name or a list) plus
+    `IMPLIED_SCRIPTS`, else ``default``."""
     declared = expect.get("scripts")
     if declared is None:
         return frozenset(default)
     if isinstance(declared, str):
-        return frozenset({declared})
-    return frozenset(declared)
+        return frozenset({declared}) | IMPLIED_SCRIPTS
+    return frozenset(declared) | IMPLIED_SCRIPTS
 
 
 @register_detector
@@ -95,14 +101,17 @@ class ScriptDetector(Detector):
     """Flags characters of undeclared Unicode scripts, and text damaged by bad decoding."""
 
     name: ClassVar[str] = "script"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: Common/Inherited implied; a length-cut U+FFFD passes
     kinds: ClassVar[frozenset[str]] = frozenset({"*"})
     probe_kinds: ClassVar[frozenset[str]] = frozenset({"script"})
     metrics: ClassVar[tuple[Metric, ...]] = (
         rate(
             "unexpected_script",
-            0.001,
+            0.004,
             critical=True,
+            reason="healthy answers carry a stray script about 1 in 2,000 times (names, quotes); "
+            "a rise of 0.4% is a decoding fault users see, and about the smallest rise 4,000 "
+            "probes rule out against that noise with an anytime-valid test at α = 0.05",
             explain=Explanation(
                 spans=lambda v: script_spans(v.text, v.located),
                 detail=lambda v: _facts(v, ("scripts", "unexpected_chars", "expected")),
@@ -116,6 +125,7 @@ class ScriptDetector(Detector):
         rate(
             "mojibake",
             0.002,
+            reason="bad decoding shows as mojibake in 1 in 500 answers before users report it",
             explain=Explanation(
                 spans=lambda v: mojibake_spans(v.text, v.located),
                 severity=lambda ev: float(len(ev.get("reasons") or [])),
@@ -140,7 +150,7 @@ class ScriptDetector(Detector):
         scripts = expected_scripts(inp.probe.expect, self.default_scripts)
         scores = [*self._script_scores(text, scripts)]
         if self.check_mojibake:
-            scores.append(self._mojibake_score(text))
+            scores.append(self._mojibake_score(text, cut=inp.finish_reason == "length"))
         return scores
 
     def _script_scores(self, text: str, scripts: frozenset[str]) -> list[Score]:
@@ -212,17 +222,20 @@ class ScriptDetector(Detector):
             for start, end, script in pieces
         ]
 
-    def _mojibake_score(self, text: str) -> Score:
+    def _mojibake_score(self, text: str, *, cut: bool = False) -> Score:
+        """``cut``: the output stopped at ``max_tokens``, so the replacement characters that
+        end it are the first bytes of a character the limit split, not corruption."""
         from ftfy import fix_text
         from ftfy.badness import BADNESS_RE, is_bad
 
         reasons: list[dict[str, Any]] = []
-        if "\ufffd" in text:
-            reasons.append(self._located("replacement_char", text, text.index("\ufffd")))
+        judged = _without_cut_character(text) if cut else text
+        if "\ufffd" in judged:
+            reasons.append(self._located("replacement_char", text, judged.index("\ufffd")))
         if (control := _CONTROL.search(text)) is not None:
             reasons.append(self._located("control_char", text, control.start()))
-        if not text.isascii() and is_bad(text):  # mojibake needs non-ASCII; skip ftfy's scan
-            bad = BADNESS_RE.search(text)
+        if not judged.isascii() and is_bad(judged):  # mojibake needs non-ASCII; skip ftfy's scan
+            bad = BADNESS_RE.search(judged)
             at = bad.start() if bad is not None else 0
             reason = self._located("mojibake", text, at)
             reason["fixed"] = clip(fix_text(reason["context"]))
@@ -234,6 +247,12 @@ class ScriptDetector(Detector):
     def _located(self, reason: str, text: str, at: int) -> dict[str, Any]:
         c = self.context
         return {"reason": reason, "offset": at, "context": text[max(0, at - c) : at + c + 1]}
+
+
+def _without_cut_character(text: str) -> str:
+    """``text`` less the 1–3 replacement characters a cut multi-byte character decodes to."""
+    kept = text.rstrip("\ufffd")
+    return kept if len(text) - len(kept) <= 3 else text
 
 
 def _expected_letter(text: str, at: int, unexpected: regex.Pattern[str]) -> bool:

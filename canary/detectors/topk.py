@@ -12,8 +12,11 @@ reference_tokens, endpoint_text, reference_text)`` returns a `TopkAgreement`, an
 too: positions after the first divergence then compare different contexts, so read
 ``first_divergence`` and ``prefix_agreement`` rather than the rates.
 
-Both sides must use the same tokenizer; tokens are compared as strings. Endpoints that return no
-logprobs are compared on their tokens, or on the text when they return no tokens either.
+Both sides must use the same tokenizer; tokens are compared by their bytes (see
+`canary.detectors.alignment`): a token that ends inside a character is ``""`` on one server,
+``"\ufffd"`` on the reference and a byte list on a third, and those spellings are never compared as
+text. Top-k lookups use `token_key`; an ambiguous key is not evidence either way. Endpoints that
+return no logprobs are compared on their tokens, or on the text when they return no tokens either.
 
 A missing logprob is not evidence. A chosen-token logprob of None (the endpoint sent none, or
 sent NaN/±Infinity/a non-number, which the adapters and the store turn into None) and any
@@ -24,23 +27,48 @@ position, and a metric with no position left to judge is None (not scorable), ne
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from canary.detectors import topk_evidence as shown
+from canary.detectors.alignment import Spelling
 from canary.detectors.base import GroupDetector, Score, clip
 from canary.detectors.metrics import Bins, Explanation, Metric, continuous, rate
 from canary.detectors.registry import register_detector
+from canary.detectors.topk_positions import (
+    TIE_TOLERANCE,
+    Aligned,
+    finite_top,
+    logprob_gap,
+    reference_logprob_of,
+    shared_topk_kl,
+    top1,
+    top_n,
+)
+from canary.detectors.topk_text import (
+    common_prefix_length,
+    text_divergence,
+    text_prefix_agreement,
+)
 from canary.records import TokenLogprob, finite_logprob
+
+__all__ = [
+    "DEFAULT_MIN_GAP_NATS",
+    "TopkAgreement",
+    "compare_to_reference",
+    "first_divergence",
+    "greedy_not_argmax",
+    "logprob_gap",
+    "shared_topk_kl",
+    "top1",
+    "top1_agreement",
+]
 
 #: A greedy endpoint that passes over a reference top-1 the reference preferred by at least this
 #: many nats (a factor e^0.5 ≈ 1.65) is flagged. Near-ties, like honest bf16 rounding (gaps of
 #: ~0.01 nats), are measured in the agreement rates but never flagged.
 DEFAULT_MIN_GAP_NATS = 0.5
-#: Logprobs this close count as tied when checking that a greedy token is its own argmax.
-TIE_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +139,8 @@ class TopkDetector(GroupDetector):
     `canary.scoring.reference`, which owns the model)."""
 
     name: ClassVar[str] = "topk"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
+    """3: tokens are compared by their bytes, so partial-character tokens no longer diverge."""
     kinds: ClassVar[frozenset[str]] = frozenset({"topk", "routing"})
     reference: ClassVar[bool] = True
     metrics: ClassVar[tuple[Metric, ...]] = (
@@ -119,6 +148,9 @@ class TopkDetector(GroupDetector):
             "first_divergence",
             0.005,
             critical=True,
+            relative_margin=0.5,
+            reason="a greedy output that leaves the reference on 0.5% more probes (or half again "
+            "its base rate) is a numerics change users see; smaller moves are bf16 noise",
             explain=Explanation(
                 spans=lambda v: shown.divergence_span(v.text, v.tokens, v.located),
                 detail=lambda v: shown.divergence_detail(v.tokens, v.evidence),
@@ -128,116 +160,61 @@ class TopkDetector(GroupDetector):
         ),
         rate(
             "greedy_not_argmax",
-            0.001,
+            0.003,
             critical=True,
+            reason="any rise is a sampler bug; 0.3% is the smallest rise 4,000 clean probes "
+            "rule out with an anytime-valid test at α = 0.05",
             explain=Explanation(
                 spans=lambda v: shown.not_argmax_span(v.text, v.tokens, v.located),
                 detail=lambda v: shown.not_argmax_detail(v.evidence),
             ),
         ),
-        continuous("top1_agreement", 0.02, Bins(0.0, 1.0, 100), "lower_is_worse"),
-        continuous("mean_logprob_gap", 0.05, Bins(0.0, 10.0, 200)),
-        continuous("mean_shared_kl", 0.02, Bins(0.0, 4.0, 200)),
+        continuous(
+            "top1_agreement",
+            0.02,
+            Bins(0.0, 1.0, 100),
+            "lower_is_worse",
+            reason="bf16 near-ties cost about 1% agreement against fp32; 2% more is numerics",
+        ),
+        continuous(
+            "mean_logprob_gap",
+            0.05,
+            Bins(0.0, 10.0, 200),
+            reason="0.05 nats is above bf16 rounding of log-probs, below a visible change",
+        ),
+        continuous(
+            "mean_shared_kl",
+            0.02,
+            Bins(0.0, 4.0, 200),
+            reason="0.02 nats of KL is above bf16 rounding, below a visible change",
+        ),
     )
 
 
-def top1(position: TokenLogprob) -> str:
-    """The most likely token at a position: the best of ``top``, else the chosen token."""
-    top = _finite_top(position)
-    if top:
-        return max(top.items(), key=lambda item: item[1])[0]
-    return position.token
-
-
 def top1_agreement(
-    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob]
-) -> list[bool]:
-    """Per aligned position: did the endpoint choose the reference's top-1 token?"""
-    return [e.token == top1(r) for e, r in zip(endpoint, reference, strict=False)]
+    endpoint: Sequence[TokenLogprob],
+    reference: Sequence[TokenLogprob],
+    endpoint_text: str | None = None,
+    reference_text: str | None = None,
+) -> list[bool | None]:
+    """Per aligned position: did the endpoint choose the reference's top-1 token?
+
+    Compared by bytes; None where that cannot be known (a partial token spelled ``""`` whose
+    bytes the text does not give back).
+    """
+    return Aligned.of(endpoint, reference, endpoint_text, reference_text).agreement()
 
 
 def first_divergence(
-    agreement: Sequence[bool], endpoint_len: int, reference_len: int
+    agreement: Sequence[bool | None], endpoint_len: int, reference_len: int
 ) -> int | None:
-    """First disagreeing position; the shorter length when one side stops early; else `None`."""
+    """First disagreeing position; the shorter length when one side stops early; else `None`.
+
+    An unknown position (None) is not a divergence."""
     for index, agrees in enumerate(agreement):
-        if not agrees:
+        if agrees is False:
             return index
     return None if endpoint_len == reference_len else min(endpoint_len, reference_len)
-
-
-def ref_top1_in_topk_rate(
-    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob]
-) -> float | None:
-    """Share of positions (where the endpoint returned a top-k) holding the reference top-1."""
-    hits = total = 0
-    for e, r in zip(endpoint, reference, strict=False):
-        top = _finite_top(e)
-        if top:
-            total += 1
-            best = top1(r)
-            hits += best in top or best == e.token
-    return hits / total if total else None
-
-
-def logprob_gap(endpoint: TokenLogprob, reference: TokenLogprob) -> float | None:
-    """Endpoint top-1 logprob minus the endpoint's logprob of the reference top-1.
-
-    0 when the endpoint ranks the reference's choice first; `None` when the endpoint did not
-    return a logprob for that token (it fell out of the returned top-k).
-    """
-    known = _logprobs(endpoint)
-    best = top1(reference)
-    if best not in known:
-        return None
-    return max(known.values()) - known[best]
-
-
-def shared_topk_kl(endpoint: TokenLogprob, reference: TokenLogprob) -> float | None:
-    """KL(reference ‖ endpoint) in nats over the tokens both top-k lists hold, renormalised.
-
-    `None` when the lists share no token; 0 when they share one (nothing to compare).
-    """
-    ref, end = _logprobs(reference), _logprobs(endpoint)
-    shared = [t for t in ref if t in end]
-    if not shared:
-        return None
-    ref_norm = _logsumexp([ref[t] for t in shared])
-    end_norm = _logsumexp([end[t] for t in shared])
-    kl = 0.0
-    for t in shared:
-        log_p = ref[t] - ref_norm
-        kl += math.exp(log_p) * (log_p - (end[t] - end_norm))
-    return max(0.0, kl)
-
-
-def common_prefix_length(a: str, b: str) -> int:
-    """Characters ``a`` and ``b`` share from the start."""
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return index
-    return min(len(a), len(b))
-
-
-def text_prefix_agreement(endpoint_text: str, reference_text: str) -> float | None:
-    """Common prefix characters / reference length (1 when both are empty)."""
-    if not reference_text:
-        return 1.0 if not endpoint_text else 0.0
-    return common_prefix_length(endpoint_text, reference_text) / len(reference_text)
-
-
-def token_prefix_agreement(
-    endpoint: Sequence[TokenLogprob], reference: Sequence[TokenLogprob]
-) -> float | None:
-    """Common prefix of chosen tokens / reference length."""
-    if not reference:
-        return 1.0 if not endpoint else 0.0
-    common = 0
-    for e, r in zip(endpoint, reference, strict=False):
-        if e.token != r.token:
-            break
-        common += 1
-    return common / len(reference)
 
 
 def compare_to_reference(
@@ -250,34 +227,38 @@ def compare_to_reference(
     """Everything above in one value, using the richest data both sides have.
 
     For greedy probes: ``min_gap`` (nats) is how strongly the reference must prefer its top-1
-    for a divergence to be flagged.
+    for a divergence to be flagged. The texts let partial tokens be spelled as bytes.
     """
     if not endpoint or not reference:
-        return _compare_text(endpoint_text or "", reference_text or "")
-    agreement = top1_agreement(endpoint, reference)
+        return _compare_text(endpoint_text or "", reference_text or "", reference or (), min_gap)
+    aligned = Aligned.of(endpoint, reference, endpoint_text, reference_text)
+    agreement = aligned.agreement()
+    judged = [a for a in agreement if a is not None]
     divergence_at = first_divergence(agreement, len(endpoint), len(reference))
-    divergence, confident = _divergence(endpoint, reference, divergence_at, min_gap)
+    divergence, confident = _divergence(aligned, divergence_at, endpoint_text, min_gap)
+    parted = next((i for i, same in enumerate(aligned.same) if same is False), None)
+    common = parted if parted is not None else min(len(endpoint), len(reference))
     base = TopkAgreement(
         method="tokens",
         positions=len(agreement),
-        top1_agreement=sum(agreement) / len(agreement),
+        top1_agreement=sum(judged) / len(judged) if judged else None,
         first_divergence=divergence_at,
-        prefix_agreement=token_prefix_agreement(endpoint, reference),
+        prefix_agreement=common / len(reference),
         divergence=divergence,
         confident_divergence=confident,
     )
-    if not any(_logprobs(e) for e in endpoint):
+    if not any(finite_top(e) or finite_logprob(e.logprob) is not None for e in endpoint):
         return base
-    pairs = list(zip(endpoint, reference, strict=False))
-    gaps = [g for e, r in pairs if (g := logprob_gap(e, r)) is not None]
-    kls = [k for e, r in pairs if (k := shared_topk_kl(e, r)) is not None]
-    not_argmax, not_argmax_evidence = greedy_not_argmax(endpoint)
+    gaps = [g for i in aligned.pairs() if (g := aligned.gap(i)) is not None]
+    kls = [k for i in aligned.pairs() if (k := aligned.kl(i)) is not None]
+    hits = [h for i in aligned.pairs() if (h := aligned.in_topk(i)) is not None]
+    not_argmax, not_argmax_evidence = greedy_not_argmax(endpoint, endpoint_text, aligned.e)
     return dataclasses.replace(
         base,
         method="logprobs",
         not_argmax=not_argmax,
         not_argmax_evidence=not_argmax_evidence,
-        ref_top1_in_topk=ref_top1_in_topk_rate(endpoint, reference),
+        ref_top1_in_topk=sum(hits) / len(hits) if hits else None,
         mean_logprob_gap=sum(gaps) / len(gaps) if gaps else None,
         max_logprob_gap=max(gaps) if gaps else None,
         mean_kl=sum(kls) / len(kls) if kls else None,
@@ -285,39 +266,62 @@ def compare_to_reference(
     )
 
 
-def _compare_text(endpoint_text: str, reference_text: str) -> TopkAgreement:
+def _compare_text(
+    endpoint_text: str,
+    reference_text: str,
+    reference: Sequence[TokenLogprob],
+    min_gap: float,
+) -> TopkAgreement:
+    """Text against text; flagged only where the reference's own top-k at the divergence shows
+    it preferred its token by ≥ `min_gap` nats (see `canary.detectors.topk_text`)."""
     prefix = common_prefix_length(endpoint_text, reference_text)
     same = endpoint_text == reference_text
-    divergence = None
+    divergence: dict[str, Any] | None = None
+    confident = False
     if not same:
         divergence = {
             "index": prefix,
+            "offset": prefix,
             "endpoint": clip(endpoint_text[prefix : prefix + 40], 40),
             "reference": clip(reference_text[prefix : prefix + 40], 40),
             "before": endpoint_text[max(0, prefix - 40) : prefix],
         }
+        seen = text_divergence(endpoint_text, reference) if reference else None
+        if seen is not None:
+            divergence |= {
+                "reference_position": seen.position,
+                "endpoint_alternative": seen.endpoint_token,
+                "reference_gap_nats": seen.gap_nats,
+                "gap_is_lower_bound": seen.lower_bound,
+                "reference_top": dict(top_n(reference[seen.position].top, 5)),
+            }
+            confident = seen.gap_nats >= min_gap
     return TopkAgreement(
         method="text",
         positions=0,
         first_divergence=None if same else prefix,
         prefix_agreement=text_prefix_agreement(endpoint_text, reference_text),
         divergence=divergence,
+        confident_divergence=confident,
     )
 
 
 def greedy_not_argmax(
     endpoint: Sequence[TokenLogprob],
+    text: str | None = None,
+    spelling: Spelling | None = None,
 ) -> tuple[float | None, dict[str, Any] | None]:
     """Share of positions whose chosen token is below the best of the endpoint's own top-k.
 
     Needs no reference: at temperature 0 a correct sampler always takes its own argmax, so a
     chosen token that its own logprobs rank lower means the sampler dropped the top token.
-    ``None`` when the endpoint returned no alternatives.
+    ``None`` when the endpoint returned no alternatives. Partial tokens colliding on one ``""``
+    key keep one of their logprobs, never more than the best, so they cannot raise a false flag.
     """
     judged = 0
     bad: list[int] = []
     for index, position in enumerate(endpoint):
-        top = _finite_top(position)
+        top = finite_top(position)
         chosen = finite_logprob(position.logprob)
         if not top or chosen is None:  # missing logprobs are not evidence: skip the position
             continue
@@ -332,67 +336,56 @@ def greedy_not_argmax(
         evidence = {
             "index": bad[0],
             "positions": bad[:20],
-            "chosen": at.token,
+            "chosen": spelling.key(bad[0], at) if spelling is not None else at.token,
             "chosen_logprob": at.logprob,
-            "own_top": dict(_top_n(at.top, 5)),
-            "before": clip("".join(t.token for t in endpoint[max(0, bad[0] - 10) : bad[0]]), 80),
+            "own_top": dict(top_n(at.top, 5)),
+            **_located(endpoint, text, spelling, bad[0]),
         }
     return len(bad) / judged, evidence
 
 
 def _divergence(
-    endpoint: Sequence[TokenLogprob],
-    reference: Sequence[TokenLogprob],
-    at: int | None,
-    min_gap: float,
+    aligned: Aligned, at: int | None, text: str | None, min_gap: float
 ) -> tuple[dict[str, Any] | None, bool]:
     if at is None:
         return None, False
+    endpoint, reference = aligned.endpoint, aligned.reference
     e = endpoint[at] if at < len(endpoint) else None
     r = reference[at] if at < len(reference) else None
-    ref_logprobs = _logprobs(r) if r is not None else {}
-    best = top1(r) if r is not None else None
+    r_keyed = aligned.r_keyed(at) if r is not None else None
+    best = aligned.best(at) if r is not None else None
+    e_key = aligned.e.key(at, e) if e is not None else None
     gap: float | None = None
-    if e is not None and best is not None and best in ref_logprobs:
-        # A chosen token missing from the reference's top-k is at most as likely as the least
-        # likely one shown, so the gap is at least best − min(shown).
-        chosen = ref_logprobs.get(e.token, min(ref_logprobs.values()))
-        gap = ref_logprobs[best] - chosen
+    if e is not None and r_keyed is not None and best is not None and best.key in r_keyed.known:
+        known_key = e_key if aligned.e.exact[at] is not None else None
+        chosen = reference_logprob_of(r_keyed, known_key)
+        if chosen is not None and best.key is not None:
+            gap = r_keyed.known[best.key] - chosen
     confident = gap is not None and gap >= min_gap
+    e_keyed = aligned.e_keyed(at) if e is not None else None
     evidence = {
         "index": at,
-        "endpoint_token": e.token if e is not None else None,
-        "reference_top1": best,
+        "endpoint_token": e_key,
+        "endpoint_logprob": finite_logprob(e.logprob) if e is not None else None,
+        "reference_top1": best.key if best is not None else None,
         "reference_gap_nats": gap,
-        "endpoint_top": dict(_top_n(e.top, 5)) if e is not None else {},
-        "reference_top": dict(_top_n(r.top, 5)) if r is not None else {},
-        "before": clip("".join(t.token for t in endpoint[max(0, at - 10) : at]), 80),
+        "endpoint_top": dict(top_n(e_keyed.known, 5)) if e_keyed is not None else {},
+        "reference_top": dict(top_n(r_keyed.known, 5)) if r_keyed is not None else {},
+        **_located(endpoint, text, aligned.e, at),
     }
     return evidence, bool(confident)
 
 
-def _finite_top(position: TokenLogprob) -> dict[str, float]:
-    """The alternatives with a finite logprob (the others are missing, not evidence)."""
-    top = position.top or {}
-    if all(type(v) is float and math.isfinite(v) for v in top.values()):
-        return top
-    return {k: value for k, v in top.items() if (value := finite_logprob(v)) is not None}
-
-
-def _logprobs(position: TokenLogprob) -> dict[str, float]:
-    """Every finite logprob a position carries: its top-k plus the chosen token's."""
-    known = dict(_finite_top(position))
-    chosen = finite_logprob(position.logprob)
-    if chosen is not None:
-        known.setdefault(position.token, chosen)
-    return known
-
-
-def _top_n(top: dict[str, float], n: int) -> list[tuple[str, float]]:
-    finite = [(k, v) for k, v in top.items() if finite_logprob(v) is not None]
-    return sorted(finite, key=lambda item: item[1], reverse=True)[:n]
-
-
-def _logsumexp(values: list[float]) -> float:
-    peak = max(values)
-    return peak + math.log(sum(math.exp(v - peak) for v in values))
+def _located(
+    tokens: Sequence[TokenLogprob], text: str | None, spelling: Spelling | None, at: int
+) -> dict[str, Any]:
+    """Where position `at` is in the text (its character segment) and the text before it."""
+    offset = spelling.char_offset(at) if spelling is not None else None
+    segment = spelling.segment(at) if spelling is not None else None
+    if text is None or offset is None or segment is None or offset > len(text):
+        return {"before": clip("".join(t.token for t in tokens[max(0, at - 10) : at]), 80)}
+    return {
+        "offset": offset,
+        "length": segment.chars,
+        "before": clip(text[max(0, offset - 40) : offset], 80),
+    }

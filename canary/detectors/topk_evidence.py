@@ -2,7 +2,8 @@
 
 Offsets are Python string indices (code points), the unit the detectors store them in. The
 stored evidence is trusted first and checked against the raw output; when it carries no offsets
-they are re-derived from the endpoint's tokens.
+they are re-derived from the endpoint's tokens, spelled as bytes (a token that ends inside a
+character is shown as the whole character segment it belongs to).
 """
 
 from __future__ import annotations
@@ -10,15 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from canary.detectors.alignment import spell
 from canary.detectors.metrics import Span
 from canary.records import TokenLogprob
 
 
 def token_offset(tokens: Sequence[TokenLogprob] | None, text: str, index: int) -> int | None:
-    """Character offset of token ``index`` in ``text`` when the tokens spell the text exactly."""
-    if not tokens or "".join(t.token for t in tokens) != text or index > len(tokens):
+    """Character offset of token ``index`` in ``text`` when the tokens spell the text."""
+    if not tokens or index > len(tokens):
         return None
-    return sum(len(t.token) for t in tokens[:index])
+    if "".join(t.token for t in tokens) == text:
+        return sum(len(t.token) for t in tokens[:index])
+    if index == len(tokens):
+        return None
+    return spell(tokens, text).char_offset(index)
+
+
+def _stored_span(ev: Mapping[str, Any], text: str) -> tuple[int, int] | None:
+    """The (offset, length) the detector stored, when it fits the text."""
+    at, length = ev.get("offset"), ev.get("length")
+    if type(at) is int and type(length) is int and 0 <= at < len(text) and length > 0:
+        return at, length
+    return None
 
 
 def divergence_span(
@@ -29,8 +43,11 @@ def divergence_span(
     index = ev.get("index")
     if not isinstance(index, int):
         return []
+    stored = _stored_span(ev, text)
     if "endpoint_token" not in ev:  # compared as text: the index is a character offset
         at, length = index, 1
+    elif stored is not None:
+        at, length = stored
     else:
         chosen = ev.get("endpoint_token") or ""
         at_or_none = token_offset(tokens, text, index)
@@ -53,6 +70,10 @@ def not_argmax_span(
     index, chosen = ev.get("index"), str(ev.get("chosen") or "")
     if not isinstance(index, int) or not chosen:
         return []
+    stored = _stored_span(ev, text)
+    if stored is not None:
+        start, length = stored
+        return [Span(start, min(start + length, len(text)), "not_argmax", "below its own top-1")]
     at = token_offset(tokens, text, index)
     if at is None:
         at = _after(text, str(ev.get("before") or ""), chosen)
@@ -88,6 +109,8 @@ def divergence_detail(
     at = tokens[index] if tokens and isinstance(index, int) and index < len(tokens) else None
     if at is not None and at.token == chosen and at.logprob is not None:
         chosen_logprob = at.logprob
+    if isinstance(ev.get("endpoint_logprob"), int | float):
+        chosen_logprob = float(ev["endpoint_logprob"])
     return {
         "position": index,
         "endpoint_token": chosen,

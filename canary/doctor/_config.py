@@ -25,6 +25,8 @@ class LoadedConfig:
     daemon: DaemonConfig | None = None
     daemon_path: Path | None = None
     fleet: FleetConfig | None = None
+    fleet_path: Path | None = None
+    """The fleet file read (relative paths inside it are relative to it)."""
     database_url: str | None = None
     """The database named in the daemon config, else in the fleet config."""
 
@@ -62,6 +64,7 @@ def check_config(config: Path | None, fleet: Path | None) -> LoadedConfig:
     if fleet is not None:
         try:
             loaded.fleet = load_fleet(fleet)
+            loaded.fleet_path = fleet
         except CanaryError as exc:
             loaded.checks.append(failure("fleet config", exc, "config", _FILE_FIX))
         else:

@@ -10,6 +10,7 @@ from canary.doctor._config import check_baseline, check_config
 from canary.doctor._daemon import check_daemon_health
 from canary.doctor._database import check_database
 from canary.doctor._endpoints import check_endpoints
+from canary.doctor._reference import check_reference
 from canary.doctor._sinks import check_sinks
 from canary.errors import CanaryError, ConfigError
 
@@ -58,5 +59,15 @@ def run_checks(
     if loaded.daemon is not None:
         checks += check_sinks(loaded.daemon)
     if loaded.fleet is not None:
-        checks += check_endpoints(loaded.fleet, timeout_s)
+        reached = check_endpoints(loaded.fleet, timeout_s)
+        checks += reached
+        unreachable = {c.name.removeprefix("endpoint ") for c in reached if c.status == "fail"}
+        checks += check_reference(
+            loaded.fleet,
+            timeout_s,
+            skip=unreachable,
+            fleet_dir=loaded.fleet_path.resolve().parent if loaded.fleet_path else None,
+            daemon=loaded.daemon.reference if loaded.daemon else None,
+            daemon_dir=loaded.daemon_path.resolve().parent if loaded.daemon_path else None,
+        )
     return checks

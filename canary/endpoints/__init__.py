@@ -1,5 +1,6 @@
 """Endpoint adapters: one transport-owning base client, and flavours that own only a wire format."""
 
+from canary.endpoints.anthropic import AnthropicMessages
 from canary.endpoints.base import (
     EndpointClient,
     MalformedResponse,
@@ -11,6 +12,7 @@ from canary.endpoints.openai import OpenAIChat, OpenAICompletions
 from canary.endpoints.ratelimit import TokenBucket, get_limiter, reset_limiters
 
 __all__ = [
+    "AnthropicMessages",
     "EndpointClient",
     "MalformedResponse",
     "OpenAIChat",

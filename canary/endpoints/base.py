@@ -23,6 +23,8 @@ import httpx
 
 from canary.config.fleet import EndpointConfig, Limits
 from canary.endpoints.ratelimit import ConcurrencyGate, TokenBucket, get_gate, get_limiter
+from canary.endpoints.serving import kept_headers, serving_labels
+from canary.endpoints.shaping import auth_headers, merged_headers, shaped_body
 from canary.errors import ConfigError
 from canary.probes.model import Probe
 from canary.records import ResultRecord, TokenLogprob
@@ -62,6 +64,8 @@ class ParsedOutput:
     usage: dict[str, int] | None = None
     dropped_logprobs: int = 0
     """Logprobs the body held that were not finite numbers, so were left out (see `openai`)."""
+    system_fingerprint: str | None = None
+    """The backend configuration the reply names, a cohort label of its result (`serving`)."""
 
 
 @dataclass(slots=True)
@@ -91,6 +95,12 @@ class EndpointClient:
 
     #: Path appended to the endpoint's base_url, e.g. "/chat/completions".
     path: ClassVar[str] = ""
+    #: How the API key is sent when the endpoint's `auth` is unset (`bearer`, `x-api-key`).
+    default_auth: ClassVar[str] = "bearer"
+    #: Headers the wire format needs; the endpoint's `headers` override them.
+    default_headers: ClassVar[dict[str, str]] = {}
+    #: Whether the wire format can return logprobs at all; if not, they are never asked.
+    logprobs_capable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -126,7 +136,9 @@ class EndpointClient:
             # The semaphore bounds requests in flight; an httpx pool bound as well would turn a
             # larger shared semaphore into PoolTimeouts.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=limits.concurrency),
-            headers={"User-Agent": "canary", **endpoint.headers},
+            headers=merged_headers(
+                {"User-Agent": "canary", **self.default_headers}, endpoint.headers
+            ),
             transport=transport,
         )
 
@@ -139,6 +151,10 @@ class EndpointClient:
     def parse_response(self, body: dict[str, Any]) -> ParsedOutput:
         """Extract the output from a decoded JSON body; raise `MalformedResponse` if it can't."""
         raise NotImplementedError
+
+    def error_message(self, body: bytes) -> str | None:
+        """What an HTTP error body says, in the wire format's error shape; None to quote it."""
+        return None
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -159,10 +175,11 @@ class EndpointClient:
         self, probe: Probe, *, session_id: str, repeat_index: int = 0, labels: dict[str, str]
     ) -> ResultRecord:
         """Send `probe` (retrying as the limits allow) and return its record, success or not."""
-        if not self.endpoint.supports_logprobs and probe.params.logprobs:
+        can_logprob = self.endpoint.supports_logprobs and self.logprobs_capable
+        if not can_logprob and probe.params.logprobs:
             params = probe.params.model_copy(update={"logprobs": False, "top_logprobs": None})
             probe = probe.model_copy(update={"params": params})
-        body = self.build_request(probe, session_id)
+        body = shaped_body(self.endpoint, self.build_request(probe, session_id))
         attempts = 0
         # The slot is held through backoff sleeps too: a struggling endpoint sees no more than
         # `concurrency` requests from us, including those waiting to retry.
@@ -191,17 +208,18 @@ class EndpointClient:
         parsed: ParsedOutput | None = None
         if outcome.error_kind is None:
             parsed, outcome.error_kind, outcome.error_detail = self._parse(outcome.body or b"")
-        headers = self._kept_headers(outcome.headers)
+        headers = kept_headers(self.endpoint, outcome.headers)
         served_by = next(
             (headers[h.lower()] for h in self.endpoint.served_by_headers if h.lower() in headers),
             None,
         )
+        fingerprint = parsed.system_fingerprint if parsed else None
         return ResultRecord(
             endpoint=self.endpoint.name,
             probe_id=probe.id,
             repeat_index=repeat_index,
             session_id=session_id,
-            labels=dict(labels),
+            labels={**labels, **serving_labels(self.endpoint, headers, fingerprint)},
             request=body,
             started_at=started_at,
             latency_ms=latency_ms,
@@ -211,6 +229,7 @@ class EndpointClient:
             error_detail=self._clean_detail(outcome.error_detail),
             served_by=served_by,
             response_headers=headers,
+            system_fingerprint=fingerprint,
             output_text=parsed.text if parsed else None,
             finish_reason=parsed.finish_reason if parsed else None,
             tokens=parsed.tokens if parsed else None,
@@ -219,10 +238,10 @@ class EndpointClient:
         )
 
     async def _attempt(self, body: dict[str, Any], session_id: str) -> _Attempt:
-        headers = {"X-Session-Id": session_id}
-        key = self._api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = {
+            "X-Session-Id": session_id,
+            **auth_headers(self.endpoint.auth or self.default_auth, self._api_key()),
+        }
         result = _Attempt()
         try:
             async with asyncio.timeout(self.limits.timeout_s):
@@ -272,7 +291,7 @@ class EndpointClient:
         status = response.status_code
         if 200 <= status < 300:
             return
-        quoted = result.body[:_ERROR_BODY_QUOTE].decode("utf-8", "replace")
+        quoted = self._error_message(result.body)
         result.error_detail = f"HTTP {status}: {quoted}"
         if status == 429:
             result.error_kind = "http_429"
@@ -287,6 +306,13 @@ class EndpointClient:
                 f"unexpected HTTP {status} (redirects are not followed; check base_url)"
             )
             result.final = True
+
+    def _error_message(self, body: bytes) -> str:
+        try:
+            said = self.error_message(body)
+        except Exception:  # a hostile error body must not cost the error row its detail
+            said = None
+        return said or body[:_ERROR_BODY_QUOTE].decode("utf-8", "replace")
 
     def _parse(self, raw: bytes) -> tuple[ParsedOutput | None, str | None, str | None]:
         try:
@@ -317,12 +343,6 @@ class EndpointClient:
         if self.endpoint.api_key_env is None:
             return None
         return os.environ.get(self.endpoint.api_key_env) or None
-
-    def _kept_headers(self, headers: httpx.Headers | None) -> dict[str, str]:
-        if headers is None:
-            return {}
-        wanted = (h.lower() for h in self.endpoint.served_by_headers)
-        return {h: headers[h] for h in wanted if h in headers}
 
     def _clean_detail(self, detail: str | None) -> str | None:
         """One line, at most MAX_DETAIL characters, with the API key scrubbed."""

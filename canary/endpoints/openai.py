@@ -8,6 +8,15 @@ defines as text (the output, a token, `finish_reason`) that holds anything else 
 chosen token's becomes None and such alternatives are dropped from `top`, counted in
 `ParsedOutput.dropped_logprobs`. Nothing non-finite ever reaches the store or a detector.
 
+Token bytes follow the same rule as logprobs: chat's `logprobs.content[].bytes` (and each
+alternative's) must be a list of integers 0-255; anything else (a string, a float, 256, a
+boolean, a list longer than `MAX_TOKEN_BYTES`) is *missing*, never a malformed reply, since
+the token's text is still there. Alternatives are keyed by `canary.records.token_key`, so a
+partial-character token with bytes gets a byte-notation key; several alternatives that share
+one key (``""`` without bytes, as some servers send) keep the best logprob under it, and
+detectors treat such ambiguous keys as unknown. Serving metadata (`system_fingerprint`) that
+is not a string is absent: it labels the result, it is not part of the output.
+
 A new flavour is a small addition in any module (register it under the `canary.endpoints` entry
 point group to ship it as a plugin)::
 
@@ -29,14 +38,18 @@ point group to ship it as a plugin)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from canary.endpoints.base import EndpointClient, MalformedResponse, ParsedOutput, flavours
 from canary.probes.model import Probe
-from canary.records import TokenLogprob, finite_logprob
+from canary.records import TokenLogprob, finite_logprob, token_key
 
-__all__ = ["OpenAIChat", "OpenAICompletions"]
+__all__ = ["MAX_TOKEN_BYTES", "OpenAIChat", "OpenAICompletions", "token_bytes"]
+
+#: Longest `bytes` list read for one token; longer ones are treated as absent.
+MAX_TOKEN_BYTES = 256
 
 
 def _common_fields(client: EndpointClient, probe: Probe, session_id: str) -> dict[str, Any]:
@@ -110,13 +123,23 @@ class _Logprobs:
         return value
 
     def top(self, pairs: Iterable[tuple[str, Any]]) -> dict[str, float]:
-        """The alternatives whose logprob is a finite number; the others are dropped."""
+        """The alternatives whose logprob is a finite number; the others are dropped. Keys
+        sent more than once (several partial tokens as ``""``) keep the best logprob."""
         kept: dict[str, float] = {}
         for token, raw in pairs:
             value = self.value(raw)
-            if value is not None:
+            if value is not None and value > kept.get(token, -math.inf):
                 kept[token] = value
         return kept
+
+
+def token_bytes(raw: Any) -> bytes | None:
+    """A token's `bytes` field as bytes, or None (missing) unless it is a list of ints 0-255."""
+    if not isinstance(raw, list) or len(raw) > MAX_TOKEN_BYTES:
+        return None
+    if not all(type(b) is int and 0 <= b <= 255 for b in raw):
+        return None
+    return bytes(raw)
 
 
 def _token_text(value: Any, where: str) -> str:
@@ -132,12 +155,14 @@ def _parsed(
     tokens: tuple[list[TokenLogprob] | None, int],
 ) -> ParsedOutput:
     parsed_tokens, dropped = tokens
+    fingerprint = body.get("system_fingerprint")
     return ParsedOutput(
         text=text,
         finish_reason=_finish_reason(choice),
         tokens=parsed_tokens,
         usage=_usage(body),
         dropped_logprobs=dropped,
+        system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None,
     )
 
 
@@ -239,11 +264,15 @@ class OpenAIChat(EndpointClient):
                     logprob=read.value(item.get("logprob")),
                     top=read.top(
                         (
-                            _token_text(t.get("token"), f"{where}.top_logprobs[{j}].token"),
+                            token_key(
+                                _token_text(t.get("token"), f"{where}.top_logprobs[{j}].token"),
+                                token_bytes(t.get("bytes")),
+                            ),
                             t.get("logprob"),
                         )
                         for j, t in enumerate(alternatives)
                     ),
+                    bytes=token_bytes(item.get("bytes")),
                 )
             )
         return out, read.dropped

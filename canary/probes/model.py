@@ -117,14 +117,6 @@ class Probe(_Strict):
             return self.prompt
         return transcript(self.messages or [])
 
-    def rendered_for(self, flavour: str) -> str:
-        """The text the model sees when this probe is sent with ``flavour``.
-
-        Chat endpoints see the messages as a transcript (the simulated fleet renders them so;
-        a model with a chat template would apply it instead), completions the prompt itself.
-        """
-        return transcript(self.as_messages()) if "chat" in flavour else self.as_prompt()
-
 
 def transcript(messages: list[Message]) -> str:
     """Messages as `role: content` lines, then `assistant:` for the model to continue."""

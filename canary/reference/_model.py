@@ -12,11 +12,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from canary.records import TokenLogprob, finite_logprob
+from canary.records import TokenLogprob, finite_logprob, token_key
+from canary.reference._bytes import TokenBytes
+from canary.reference._templates import ChatTemplate, resolve_template
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from canary.probes.model import Probe
 
 # Config keys that change with the library, not with the model.
 _VOLATILE_CONFIG_KEYS = frozenset({"transformers_version", "_name_or_path", "dtype", "torch_dtype"})
@@ -48,9 +52,13 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
     """Prompt token ids exactly as the model was trained to see them (bos first).
 
     The shipped tokenizer's post-processor prepends `<|bos|>`; the sim server encodes the same
-    way, so reference and endpoint continue from identical ids.
+    way, so reference and endpoint continue from identical ids. A prompt that already starts
+    with the bos token (a chat template's `{{ bos_token }}`) is encoded without special tokens,
+    as servers do after applying a template: never two bos.
     """
-    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    bos = tokenizer.bos_token
+    special = not (isinstance(bos, str) and bos and prompt.startswith(bos))
+    return list(tokenizer(prompt, add_special_tokens=special)["input_ids"])
 
 
 def fingerprint_dir(path: Path, config: dict[str, Any]) -> str:
@@ -69,31 +77,58 @@ def fingerprint_dir(path: Path, config: dict[str, Any]) -> str:
 
 
 class ReferenceModel:
-    """A local Hugging Face causal LM run in fp32 on CPU, the ground truth endpoints must match.
+    """A local Hugging Face causal LM (fp32 on CPU unless told), the ground truth endpoints
+    must match.
 
     Load the shipped tiny model with `ReferenceModel.load()`, or any local model directory with
     `ReferenceModel.load(path)`.
     """
 
     def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        path: Path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.path = path
+        self.device = device
+        self.dtype = dtype
+        self.token_bytes = TokenBytes(tokenizer)
+        """Token id → raw bytes (None for special tokens, or a tokenizer scheme not known)."""
+        self._templates: dict[str | None, ChatTemplate] = {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> ReferenceModel:
-        """Load model and tokenizer from `path` (default: the shipped `canary/sim/model`)."""
+    def load(
+        cls, path: str | Path | None = None, *, device: str = "cpu", dtype: str = "float32"
+    ) -> ReferenceModel:
+        """Load model and tokenizer from `path` (default, or `canary:tiny`: the shipped
+        `canary/sim/model`) through transformers, in ``dtype`` (fp32 unless told) on
+        ``device`` (`cpu`, `cuda`, `cuda:N`; a missing GPU is a one-line `ConfigError`)."""
         with _IMPORT_LOCK:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from canary.config.reference import SHIPPED_MODEL
         from canary.errors import ConfigError
         from canary.sim import model_dir, quiet_transformers
 
         quiet_transformers()
-        where = Path(path) if path is not None else model_dir()
+        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        torch_dtype = dtypes.get(dtype)
+        if torch_dtype is None:
+            raise ConfigError(f"reference dtype {dtype!r}: use float32, bfloat16 or float16")
+        if device != "cpu" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"reference device {device!r}: no CUDA device is available to this process; "
+                "set 'device: cpu' or run canary where the GPU is visible"
+            )
+        unshipped = path is not None and str(path) != SHIPPED_MODEL
+        where = Path(path) if unshipped and path is not None else model_dir()
         if not (where / "config.json").is_file():
             raise ConfigError(
                 f"no Hugging Face model at {where} (config.json missing); "
@@ -103,18 +138,41 @@ class ReferenceModel:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                where, dtype=torch_dtype, device_map=device
+            )
+        except (OSError, ValueError, RuntimeError) as exc:  # a broken or unsupported checkpoint
+            raise ConfigError(
+                f"reference model {where}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from None
         model.eval()
         model.requires_grad_(False)
         from canary.sim import tune_torch_threads
 
         tune_torch_threads(model)
-        return cls(model, tokenizer, where)
+        return cls(model, tokenizer, where, device=device, dtype=dtype)
 
     @cached_property
     def fingerprint(self) -> str:
-        """Stable identity of weights + tokenizer + config; cached outputs are keyed by it."""
-        return fingerprint_dir(self.path, self.model.config.to_dict())
+        """Stable identity of weights + tokenizer + config (+ dtype when not fp32); cached
+        outputs are keyed by it. fp32 keeps the plain digest, so existing caches stay valid."""
+        digest = fingerprint_dir(self.path, self.model.config.to_dict())
+        # Within the store's 64 characters: 48 hex digits still leave no collision to fear.
+        return digest if self.dtype == "float32" else f"{digest[:48]}-{self.dtype}"
+
+    def render(self, probe: Probe, flavour: str, chat_template: str | None = None) -> str:
+        """The text the endpoint's model sees for ``probe`` sent with ``flavour``: a chat
+        probe through the chat template (`resolve_template`), a completion its prompt."""
+        if "chat" not in flavour:
+            return probe.as_prompt()
+        return self.template(chat_template).render(self.tokenizer, probe.as_messages())
+
+    def template(self, spec: str | None) -> ChatTemplate:
+        """The chat template ``spec`` names for this tokenizer (resolved once per spec)."""
+        if spec not in self._templates:
+            self._templates[spec] = resolve_template(self.tokenizer, spec)
+        return self._templates[spec]
 
     @property
     def name(self) -> str:
@@ -123,10 +181,16 @@ class ReferenceModel:
     def token_text(self, token_id: int) -> str:
         return str(self.tokenizer.decode([token_id]))
 
+    def token_key(self, token_id: int) -> str:
+        """The token's key in `TokenLogprob.top`, comparable with an endpoint's by bytes."""
+        return token_key(self.token_text(token_id), self.token_bytes(token_id))
+
     def _prompt_logits(self, prompt: str) -> torch.Tensor:
         import torch
 
-        ids = torch.tensor([encode_prompt(self.tokenizer, prompt)], dtype=torch.long)
+        ids = torch.tensor(
+            [encode_prompt(self.tokenizer, prompt)], dtype=torch.long, device=self.model.device
+        )
         with torch.inference_mode():
             return self.model(input_ids=ids).logits[0, -1, :].float()
 
@@ -164,6 +228,8 @@ class ReferenceModel:
         for i, ids in enumerate(encoded):
             input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             mask[i, width - len(ids) :] = 1
+        device = self.model.device
+        input_ids, mask = input_ids.to(device), mask.to(device)
         # Positions count real tokens only, so a left-padded prompt sees the same RoPE angles
         # as the same prompt alone.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -199,7 +265,7 @@ class ReferenceModel:
                         for v, i in zip(top_v[r].tolist(), top_i[r].tolist(), strict=True):
                             # Distinct ids can share a surface text; keep the likelier one.
                             if (value := finite_logprob(v)) is not None:
-                                top.setdefault(self.token_text(int(i)), value)
+                                top.setdefault(self.token_key(int(i)), value)
                     generated[r].append(token_id)
                     tokens[r].append(
                         TokenLogprob(
@@ -207,13 +273,15 @@ class ReferenceModel:
                             logprob=finite_logprob(float(logprobs[r, token_id])),
                             top=top,
                             token_id=token_id,
+                            bytes=self.token_bytes(token_id),
                         )
                     )
                 if all(done):
                     break
                 # Finished rows keep decoding (their tokens are ignored) so shapes stay fixed.
                 next_ids = chosen.unsqueeze(-1)
-                mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], dim=1)
+                one = torch.ones((len(prompts), 1), dtype=torch.long, device=device)
+                mask = torch.cat([mask, one], dim=1)
                 last_pos = last_pos + 1
                 out = self.model(
                     input_ids=next_ids,
@@ -239,16 +307,16 @@ class ReferenceModel:
         top_p: float = 1.0,
         top_k: int | None = None,
     ) -> dict[str, float]:
-        """The exact distribution a correct sampler draws the first token from, by token text.
+        """The exact distribution a correct sampler draws the first token from, by `token_key`.
 
-        Token ids with the same surface text are merged (their probabilities add), since
-        endpoints report text; see `next_token_distribution_ids` for the per-id version.
+        Token ids with the same key are merged (their probabilities add), since endpoints
+        report text or bytes; see `next_token_distribution_ids` for the per-id version.
         """
         dist: dict[str, float] = {}
         for token_id, p in self.next_token_distribution_ids(
             prompt, temperature, top_p, top_k
         ).items():
-            key = self.token_text(token_id)
+            key = self.token_key(token_id)
             dist[key] = dist.get(key, 0.0) + p
         return dist
 

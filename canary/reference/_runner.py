@@ -14,8 +14,15 @@ if TYPE_CHECKING:
 
 
 def greedy_params(max_tokens: int, top_logprobs: int) -> dict[str, Any]:
-    """The params a greedy reference output is keyed by."""
-    return {"mode": "greedy", "max_tokens": max_tokens, "top_logprobs": top_logprobs}
+    """The params a greedy reference output is keyed by. `top_keys` marks outputs whose
+    alternatives are keyed by `token_key` and carry bytes: outputs cached before that (keyed by
+    text, partial tokens all `"\ufffd"`) are never served again."""
+    return {
+        "mode": "greedy",
+        "max_tokens": max_tokens,
+        "top_logprobs": top_logprobs,
+        "top_keys": "bytes",
+    }
 
 
 class ReferenceRunner:

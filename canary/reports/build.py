@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from canary.compare.aggregate import ERROR_RATE, cohort_key
+from canary.compare.suites import check_known
 from canary.errors import ConfigError
 from canary.records import ResultFilter
 from canary.reports.evidence import collect_evidence
-from canary.reports.grid import Grid, build_grid
+from canary.reports.grid import DEFAULT_BY, Grid, build_grid
 from canary.reports.model import AlertGroup, ImpactRow, Report
 from canary.reports.pools import POOL_LABELS, compare_pools
 from canary.stats import DEFAULT_POLICIES, MetricPolicy
@@ -29,10 +30,12 @@ def build_report(
     alpha: float = 0.05,
     pool_labels: Sequence[str] = POOL_LABELS,
     samples_per_cell: int = 3,
+    by: Sequence[str] | None = None,
 ) -> Report:
     """The on-call report of the window's [since, until) (default: the 24 hours up to now)
-    for the cohorts carrying every label of ``window``, tested against ``baseline`` (default:
-    see `canary.reports.grid`)."""
+    for the cohorts carrying every label of ``window`` and the results of its suites (default
+    all), one row per ``by`` cohort (default `DEFAULT_BY`, never the baseline's grouping),
+    tested against ``baseline`` (default: see `canary.reports.grid`)."""
     generated = datetime.now(UTC)
     window = window or ResultFilter()
     if window.run_ids:
@@ -45,7 +48,9 @@ def build_report(
             "give --since a time in the past, e.g. 24h"
         )
     selection = dict(window.labels)
-    window = ResultFilter(labels=selection, since=since, until=until)
+    suites = tuple(window.suites)
+    check_known(store, suites)
+    window = ResultFilter(labels=selection, since=since, until=until, suites=suites)
     policies = dict(DEFAULT_POLICIES if policies is None else policies)
     from canary.alerts.queries import list_alerts
 
@@ -59,6 +64,8 @@ def build_report(
         policies=policies,
         baseline=baseline,
         alpha=alpha,
+        by=DEFAULT_BY if by is None else tuple(by),
+        suites=suites,
     )
     evidence = collect_evidence(
         store,
@@ -93,11 +100,13 @@ def build_report(
             policies=policies,
             labels=pool_labels,
             alpha=alpha,
+            suites=suites,
         ),
         impact=_impact(store, grid, window),
         evidence=evidence,
         changes=[c for c in list_changes(store, since, until) if touches(c.labels, selection)],
         notes=notes,
+        suites=suites,
     )
 
 

@@ -26,7 +26,7 @@ evidence across every round since it started.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from canary.compare.aggregate import ERROR_RATE, Aggregate, CohortData, aggregate, cohort_key
@@ -41,7 +41,8 @@ from canary.store import Store
 from canary.store.alert_values import OPEN_ALERT_STATUSES, Alert
 from canary.store.reports import MonitorView, live_monitors
 
-#: Rows when there is no baseline to take the grouping from: what the daemon monitors per.
+#: The rows unless `--by` says otherwise: what the daemon monitors per (an endpoint under a
+#: load shape), whatever grouping the reference baseline was captured with.
 DEFAULT_BY = ("endpoint", "load")
 _MONITOR_RANK = {"firing": 2, "pending": 1, "ok": 0}
 
@@ -67,16 +68,17 @@ def build_grid(
     policies: Mapping[str, MetricPolicy],
     baseline: str | None = None,
     alpha: float = 0.05,
+    by: Sequence[str] = DEFAULT_BY,
+    suites: Sequence[str] = (),
 ) -> Grid:
-    """Test every cohort × rate metric of the window and decide its status (module rule)."""
+    """Test every cohort × rate metric of the window, grouped by ``by`` and restricted to
+    ``suites``, and decide its status (module rule)."""
     rates = flag_metrics(policies)
     notes: list[str] = []
-    reference, ref_text, by = _reference(
-        store, baseline, alerts, since, until, selection, rates, notes
-    )
-    window = aggregate(
-        store, ResultFilter(labels=dict(selection), since=since, until=until), by, rates
-    )
+    by, suites = tuple(by), tuple(suites)
+    window_filter = ResultFilter(labels=dict(selection), since=since, until=until, suites=suites)
+    reference, ref_text = _reference(store, baseline, alerts, window_filter, by, rates, notes)
+    window = aggregate(store, window_filter, by, rates)
     open_alerts = [a for a in alerts if a.status in OPEN_ALERT_STATUSES]
     cohorts = {k: c for k, c in window.cohorts.items() if _results(c) > 0}
     for a in open_alerts:
@@ -88,15 +90,23 @@ def build_grid(
         if any(m in c.metrics and c.metrics[m].n for c in cohorts.values())
         or any(a.metric == m for a in open_alerts)
     ]
-    verdicts = _verdicts(reference, cohorts, rates, alpha, notes)
+    refs = {key: reference_cohort(reference, c, by) for key, c in cohorts.items()}
+    if cohorts and not set(reference.by) <= set(by):
+        notes.append(
+            f"{ref_text} is grouped by {','.join(reference.by)}, which rows by {','.join(by)} "
+            f"do not determine: no gate verdicts; pass --by {','.join(reference.by)}"
+        )
+    verdicts = _verdicts(refs, cohorts, rates, alpha, notes)
     monitors = live_monitors(store, ResultFilter(labels=dict(selection), since=since))
     key_of = {cid: key for key, c in cohorts.items() for cid in c.cohort_ids}
-    series = run_series(store, key_of, metrics, ResultFilter(since=since, until=until))
+    series = run_series(
+        store, key_of, metrics, ResultFilter(since=since, until=until, suites=suites)
+    )
     cells = []
     for key in sorted(cohorts):
         for metric in metrics:
             k, n = _counts(cohorts[key], metric) or (0, 0)
-            ref = reference.cohorts.get(key)
+            ref = refs.get(key)
             ref_k, ref_n = (_counts(ref, metric) if ref else None) or (0, 0)
             base = ref_k / ref_n if ref_n else None
             rate = k / n if n else None
@@ -174,6 +184,16 @@ def _worst(monitors: Sequence[MonitorView]) -> MonitorView | None:
     )
 
 
+def reference_cohort(reference: Aggregate, row: CohortData, by: Sequence[str]) -> CohortData | None:
+    """The reference of a row: the reference cohort its labels fall in. A baseline grouped more
+    coarsely than the rows (by endpoint, rows by endpoint and load) is every finer row's
+    reference, as it is for the alert monitors; one grouped by a label the rows do not carry
+    cannot say which of its cohorts a row belongs to."""
+    if not set(reference.by) <= set(by):
+        return None
+    return reference.cohorts.get(cohort_key(row.labels, reference.by))
+
+
 def flag_metrics(policies: Mapping[str, MetricPolicy]) -> dict[str, MetricPolicy]:
     """The metrics whose kind counts flags: the grid's columns (and the pools' tests)."""
     return {m: p for m, p in policies.items() if stat_test(p.kind).counts_flags}
@@ -190,7 +210,7 @@ def _results(cohort: CohortData) -> int:
 
 
 def _verdicts(
-    reference: Aggregate,
+    refs: Mapping[str, CohortData | None],
     cohorts: Mapping[str, CohortData],
     policies: Mapping[str, MetricPolicy],
     alpha: float,
@@ -201,7 +221,7 @@ def _verdicts(
     results: list[TestResult] = []
     names: list[str] = []
     for key, cohort in sorted(cohorts.items()):
-        ref = reference.cohorts.get(key)
+        ref = refs.get(key)
         if ref is None or not cohort.metrics:
             continue
         try:
@@ -219,20 +239,23 @@ def _reference(
     store: Store,
     baseline: str | None,
     alerts: Sequence[Alert],
-    since: datetime,
-    until: datetime,
-    selection: Mapping[str, str],
+    window: ResultFilter,
+    by: tuple[str, ...],
     policies: Mapping[str, MetricPolicy],
     notes: list[str],
-) -> tuple[Aggregate, str, tuple[str, ...]]:
+) -> tuple[Aggregate, str]:
     """The reference: ``baseline``; else the one the newest alert fired against; else the
-    newest stored baseline; else the earlier window of the same length."""
+    newest stored baseline; else the earlier window of the same length. With suites named, a
+    baseline of other suites is refused when asked for, passed over otherwise."""
     from canary.compare.baselines import load_baseline
+    from canary.compare.suites import baseline_scope
     from canary.store.baselines import baseline_names
 
     if baseline is not None:
         found = load_baseline(store, baseline)
-        return found.aggregate, f"baseline {found.name}", found.aggregate.by
+        if window.suites:
+            baseline_scope(found.name, found.aggregate, window.suites)
+        return found.aggregate, f"baseline {found.name}"
     named = [str(a.detail["baseline"]) for a in alerts if a.detail.get("baseline")]
     for name in [*named, *reversed(baseline_names(store))]:
         try:
@@ -240,7 +263,13 @@ def _reference(
         except NotFoundError:
             notes.append(f"alerts name baseline {name!r}, which is no longer stored")
             continue
-        return found.aggregate, f"baseline {found.name}", found.aggregate.by
-    earlier = ResultFilter(labels=dict(selection), since=since - (until - since), until=since)
+        own = found.aggregate.suites or found.aggregate.suite_names
+        if window.suites and set(own) != set(window.suites):
+            notes.append(f"baseline {name!r} is of suite {','.join(own)}: not the reference")
+            continue
+        return found.aggregate, f"baseline {found.name}"
+    assert window.since is not None and window.until is not None
+    span = window.until - window.since
+    earlier = replace(window, since=window.since - span, until=window.since)
     text = f"earlier window {earlier.describe()}"
-    return aggregate(store, earlier, DEFAULT_BY, policies), text, DEFAULT_BY
+    return aggregate(store, earlier, by, policies), text

@@ -165,6 +165,8 @@ class Report:
     changes: list[Change]
     """Recorded changes inside the window that touch the selection (plot markers)."""
     notes: list[str] = field(default_factory=list)
+    suites: tuple[str, ...] = ()
+    """The suites the report is restricted to (`--suite`); empty: every suite."""
 
     def cell(self, cohort: str, metric: str) -> Cell | None:
         return self._cells.get((cohort, metric))

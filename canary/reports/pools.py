@@ -38,10 +38,12 @@ def compare_pools(
     policies: Mapping[str, MetricPolicy],
     labels: Sequence[str] = POOL_LABELS,
     alpha: float = 0.05,
+    suites: Sequence[str] = (),
 ) -> list[PoolTest]:
-    """Every pool × metric against the other pools; labels with fewer than two values skip."""
+    """Every pool × metric against the other pools, on the results of ``suites`` (default
+    all); labels with fewer than two values skip."""
     rates = flag_metrics({m: policies[m] for m in metrics if m in policies})
-    window = ResultFilter(labels=dict(selection), since=since, until=until)
+    window = ResultFilter(labels=dict(selection), since=since, until=until, suites=tuple(suites))
     raw: list[tuple[str, str, str, int, int, int, int, float]] = []
     # A selected label has one value: nothing to compare it with.
     wanted = tuple(label for label in labels if label not in selection)

@@ -8,6 +8,9 @@ output can neither inject rich markup nor act on the terminal, and secrets are s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -23,6 +26,7 @@ from canary.reports.format import (
     sparkline,
 )
 from canary.reports.model import EvidenceSample, Report
+from canary.reports.names import cohort_column
 from canary.reports.rows import (
     ALERT_COLUMNS,
     IMPACT_COLUMNS,
@@ -35,6 +39,8 @@ from canary.sanitize import one_line, printable
 _MARK = {"regressed": "✗", "inconclusive": "?", "ok": "✓", "no data": "·"}
 _ALERT_STYLE = {"firing": "bold red", "pending": "yellow", "resolved": "green"}
 _SPAN_STYLE = "bold white on red"
+#: Columns a rich table spends on each column beyond its text: padding and a rule.
+_COLUMN_EDGES = 3
 
 
 def render_terminal(report: Report, console: Console) -> None:
@@ -45,6 +51,8 @@ def render_terminal(report: Report, console: Console) -> None:
         ("canary report ", "bold"), window, "  selection ", (one_line(selection), "cyan"),
         "  reference ", (one_line(report.reference), "cyan"),
     )  # fmt: skip
+    if report.suites:
+        header.append_text(Text.assemble("  suite ", (one_line(",".join(report.suites)), "cyan")))
     console.print(header)
     _grid(report, console)
     _alerts(report, console)
@@ -60,24 +68,25 @@ def _grid(report: Report, console: Console) -> None:
     if not report.cells:
         console.print("no cohort has results in the window")
         return
-    table = Table(title="cohort × metric: rate (vs reference) and per-round trend")
-    table.add_column("cohort")
-    for metric in report.metrics:
-        table.add_column(_line(metric), justify="left")
-    for cohort in report.cohorts:
-        row: list[Text] = [_line(cohort.key)]
-        for metric in report.metrics:
-            cell = report.cell(cohort.key, metric)
-            if cell is None:
-                row.append(Text("·", style="dim"))
-                continue
-            text = Text(f"{_MARK[cell.status]} {pct(cell.rate)}", style=STATUS_STYLE[cell.status])
-            if cell.effect is not None:
-                text.append(f" ({signed_pct(cell.effect)})")
-            text.append("\n" + sparkline([p.rate for p in cell.trend]), style="cyan")
-            row.append(text)
-        table.add_row(*row)
-    console.print(table)
+    names = cohort_column([c.key for c in report.cohorts], report.by)
+    keys = [c.key for c in report.cohorts]
+    cells = {(k, m): _cell_text(report, k, m) for k in keys for m in report.metrics}
+    first = max([_width(names.header), *(_width(names.name(k)) for k in keys)])
+    widths = {m: max([_width(m), *(_width(cells[k, m]) for k in keys)]) for m in report.metrics}
+    chunks = metric_chunks(report.metrics, widths, first, console.width)
+    for i, metrics in enumerate(chunks):
+        title = "cohort × metric: rate (vs reference) and per-round trend"
+        if len(chunks) > 1:
+            title += f" ({i + 1}/{len(chunks)})"
+        if names.shared:
+            title += f"; every row {names.shared}"
+        table = Table(title=_line(title))
+        table.add_column(_line(names.header), overflow="fold")
+        for metric in metrics:
+            table.add_column(_line(metric), justify="left", overflow="fold")
+        for cohort in report.cohorts:
+            table.add_row(_line(names.name(cohort.key)), *(cells[cohort.key, m] for m in metrics))
+        console.print(table)
     counts = {s: sum(c.status == s for c in report.cells) for s in STATUS_STYLE}
     console.print(
         Text("  ").join(
@@ -92,6 +101,40 @@ def _grid(report: Report, console: Console) -> None:
                     one_line(f"{cell.cohort} / {cell.metric}: {cell.reason}"),
                 )
             )
+
+
+def _cell_text(report: Report, cohort: str, metric: str) -> Text:
+    cell = report.cell(cohort, metric)
+    if cell is None:
+        return Text("·", style="dim")
+    text = Text(f"{_MARK[cell.status]} {pct(cell.rate)}", style=STATUS_STYLE[cell.status])
+    if cell.effect is not None:
+        text.append(f" ({signed_pct(cell.effect)})")
+    text.append("\n" + sparkline([p.rate for p in cell.trend]), style="cyan")
+    return text
+
+
+def metric_chunks(
+    metrics: Sequence[str], widths: Mapping[str, int], first: int, total: int
+) -> list[list[str]]:
+    """The metric columns split into tables that each fit ``total`` columns beside the cohort
+    column (``first`` wide), so names and cells stay whole; a column too wide alone wraps."""
+    chunks: list[list[str]] = []
+    used = 0
+    for metric in metrics:
+        need = widths[metric] + _COLUMN_EDGES
+        if chunks and used + need <= total:
+            chunks[-1].append(metric)
+            used += need
+        else:
+            chunks.append([metric])
+            used = 1 + first + _COLUMN_EDGES + need
+    return chunks or [[]]
+
+
+def _width(value: str | Text) -> int:
+    text = value if isinstance(value, Text) else Text(one_line(value))
+    return max((cell_len(line) for line in text.plain.splitlines()), default=0)
 
 
 def _alerts(report: Report, console: Console) -> None:
@@ -110,7 +153,8 @@ def _alerts(report: Report, console: Console) -> None:
             title = Text("no attributed change")
         table = Table(title=title, title_justify="left")
         for column in ALERT_COLUMNS:
-            table.add_column(column, justify="right" if column in ("id", "rate") else "left")
+            right = column in ("id", "rate")
+            table.add_column(column, justify="right" if right else "left", overflow="fold")
         for a, cells in rows:
             texts = [_line(cell) for cell in cells]
             texts[1] = Text(one_line(cells[1]), style=_ALERT_STYLE.get(a.status, ""))
@@ -123,21 +167,29 @@ def _pools(report: Report, console: Console) -> None:
     if not rows:
         return
     table = Table(title="each pool against the rest of the fleet (Holm-adjusted)")
-    for column in POOL_COLUMNS:
-        table.add_column(column, justify="left" if column in ("pool", "metric") else "right")
+    # The verdict column goes under the difference: seven columns do not fit 80.
+    for column in POOL_COLUMNS[:-1]:
+        left = column in ("pool", "metric")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
     for p, cells in rows:
-        table.add_row(*map(_line, cells), style="bold red" if p.different else "")
+        *shown, verdict = cells
+        shown[4] += f"\n{verdict}" if verdict else ""
+        table.add_row(*map(_lines, shown), style="bold red" if p.different else "")
     console.print(table)
 
 
 def _impact(report: Report, console: Console) -> None:
     if not report.impact:
         return
-    table = Table(title="impact of the regressed metrics: requests vs sessions")
+    names = cohort_column([c.key for c in report.cohorts], report.by)
+    title = "impact of the regressed metrics: requests vs sessions"
+    table = Table(title=_line(title + (f"; every row {names.shared}" if names.shared else "")))
     for column in IMPACT_COLUMNS:
-        table.add_column(column, justify="left" if column in ("metric", "cohort") else "right")
-    for cells in impact_rows(report.impact):
-        table.add_row(*map(_line, cells))
+        left = column in ("metric", "cohort")
+        header = names.header if column == "cohort" else column
+        table.add_column(_line(header), justify="left" if left else "right", overflow="fold")
+    for metric, cohort, *counts in impact_rows(report.impact):
+        table.add_row(*map(_line, [metric, names.name(cohort), *counts]))
     console.print(table)
 
 
@@ -149,7 +201,9 @@ def _evidence(report: Report, console: Console) -> None:
             note = f"↳ [{span.start}:{span.end}] {located!r}: {span.note}"
             lines.append(Text(printable(note), "yellow"))
         lines += [Text(printable(line), style="dim") for line in detail_lines(s.metric, s.detail)]
-        title = _line(f"{s.metric} · {s.cohort} · probe {s.probe_id} · result {s.result_id}")
+        # A panel title is cut at the panel's width: the cohort goes in the body, which wraps.
+        lines.insert(0, Text(one_line(f"{s.cohort} · probe {s.probe_id}"), style="dim"))
+        title = _line(f"{s.metric} · result {s.result_id}")
         subtitle = _line(
             f"canary show {s.result_id}" + (f" · from {s.source}" if s.source != "evidence" else "")
         )
@@ -182,6 +236,11 @@ def highlighted(sample: EvidenceSample) -> Text:
         at = span.end
     body.append(printable(sample.text[at:]))
     return body
+
+
+def _lines(value: str) -> Text:
+    """Stored text, one inert line per line of ``value``."""
+    return Text("\n").join(_line(part) for part in value.split("\n"))
 
 
 def _line(value: object) -> Text:

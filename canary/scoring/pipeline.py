@@ -13,13 +13,13 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canary.records import ResultFilter
 from canary.scoring.probes import ProbeCache
 
 if TYPE_CHECKING:
+    from canary.config.reference import ReferenceConfig
     from canary.store import Store
     from canary.store.scores import ScorableResult, ScoreToSave
 
@@ -35,12 +35,27 @@ class ScoringReport:
     """Flagged results per metric."""
     scored: Mapping[str, int] = field(default_factory=dict)
     """Scored results per metric."""
+    reference: str | None = None
+    """What reference-based checks were judged against (`describe_reference`); None: nothing."""
+    unjudged: int = 0
+    """Results of reference-kind probes not judged because no reference is configured."""
+
+    @property
+    def reference_note(self) -> str | None:
+        """The one line to print when reference-based checks were not made."""
+        if self.reference is not None or not self.unjudged:
+            return None
+        from canary.config.reference import NO_REFERENCE_HINT
+
+        return f"{self.unjudged} results: {NO_REFERENCE_HINT}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "results": self.results,
             "scores": self.scores,
             "seconds": round(self.seconds, 3),
+            "reference": self.reference,
+            "reference_note": self.reference_note,
             "metrics": {
                 m: {"scored": n, "flagged": self.flagged.get(m, 0)}
                 for m, n in sorted(self.scored.items())
@@ -53,22 +68,31 @@ def score_stored(
     results: ResultFilter | None = None,
     *,
     detectors: Iterable[str] | None = None,
-    reference: bool = True,
-    reference_model: Path | None = None,
+    reference: ReferenceConfig | bool | None = True,
+    chat_templates: Mapping[str, str] | None = None,
     batch_size: int = 5000,
 ) -> ScoringReport:
     """Score the stored `results` (default: all) with ``detectors`` (default: all).
 
-    With ``reference``, greedy topk/routing probes and sampling probes are also scored against
-    the reference model (``reference_model``, default the shipped tiny model).
+    ``reference`` judges greedy topk/routing probes, sampling probes and any detector with
+    `reference = True`: a `ReferenceConfig` (what `resolve_reference` gives a fleet), True for
+    the shipped tiny model (the simulated fleet's, kept as this function's default for library
+    callers), None or False for none, when those checks are counted as not made
+    (`ScoringReport.unjudged`), never computed against a model the fleet may not serve.
+    ``chat_templates`` are the endpoints' own `chat_template:` by endpoint name.
     """
+    from canary.config.reference import describe_reference
     from canary.detectors import default_detector, result_detector_names
     from canary.scoring.groups import score_groups
+    from canary.scoring.reference import SHIPPED_REFERENCE
     from canary.store.scores import record_detector_specs, save_scores, scorable_batches
 
     results = results or ResultFilter()
+    judge: ReferenceConfig | None = SHIPPED_REFERENCE if reference is True else (reference or None)
     names = list(detectors) if detectors is not None else result_detector_names()
     built = [default_detector(name) for name in names]
+    if judge is None:  # a result detector that needs the reference is not made without one
+        built = [d for d in built if not getattr(d, "reference", False)]
     record_detector_specs(
         store, [(d.name, d.spec.fingerprint, d.version, d.spec.args) for d in built]
     )
@@ -87,10 +111,11 @@ def score_stored(
             scored[s.metric] += 1
             flagged[s.metric] += s.flagged
     group_scores: list[ScoreToSave] = score_groups(store, results)
-    if reference:
-        from canary.scoring.reference import ReferenceScorer
-
-        group_scores += ReferenceScorer(store, reference_model).score(results)
+    unjudged = 0
+    if judge is not None:
+        group_scores += judge_against_reference(store, judge, results, chat_templates)
+    elif detectors is None:
+        unjudged = count_unjudged_reference(store, results)
     for s in group_scores:
         scored[s.metric] += 1
         flagged[s.metric] += s.flagged
@@ -100,7 +125,43 @@ def score_stored(
         seconds=time.perf_counter() - started,
         flagged=dict(flagged),
         scored=dict(scored),
+        reference=describe_reference(judge) if judge is not None else None,
+        unjudged=unjudged,
     )
+
+
+def judge_against_reference(
+    store: Store,
+    reference: ReferenceConfig,
+    results: ResultFilter | None = None,
+    chat_templates: Mapping[str, str] | None = None,
+) -> list[ScoreToSave]:
+    """Score the reference-kind results among ``results`` against ``reference``: a model
+    (`ReferenceScorer`) or a trusted endpoint (`EndpointReferenceScorer`)."""
+    if reference.endpoint is not None:
+        from canary.scoring.endpoint_reference import EndpointReferenceScorer
+
+        return EndpointReferenceScorer(store, reference.endpoint).score(results)
+    from canary.scoring.reference import ReferenceScorer
+
+    return ReferenceScorer(store, reference, dict(chat_templates or {})).score(results)
+
+
+def count_unjudged_reference(store: Store, results: ResultFilter | None = None) -> int:
+    """Results of reference-kind probes among ``results`` with no reference-based score."""
+    from canary.scoring.reference import reference_detector_names, reference_kinds
+    from canary.store.scores import count_unjudged
+
+    return count_unjudged(store, results, reference_kinds(), reference_detector_names())
+
+
+def missing_reference_note(store: Store, results: ResultFilter | None = None) -> str | None:
+    """The note `compare` and `report` show when the selected results include reference-kind
+    probes that have no reference scores (no reference was configured when they were scored)."""
+    from canary.config.reference import NO_REFERENCE_HINT
+
+    n = count_unjudged_reference(store, results)
+    return f"{n} results without reference scores: {NO_REFERENCE_HINT}" if n else None
 
 
 def _score_batch(

@@ -1,23 +1,35 @@
-"""Scoring against the reference model: top-token agreement and sampling-distribution fit.
+"""Scoring against the reference: top-token agreement and sampling-distribution fit.
 
-Greedy `topk` and `routing` probes are compared position by position with the reference
-model's fp32 greedy continuation (`canary.detectors.topk`); only a divergence where the reference
-was confident is flagged, so honest bf16 near-ties are measured but not alarmed on. `sampling`
-probes are judged as a group: the first tokens of n samples are G-tested against the reference's
-temperature/top-k/top-p-filtered distribution, and a token the correct sampler could never draw
-is flagged on its own. torch loads only when such results exist.
+Greedy `topk` and `routing` probes are compared position by position with the reference's
+greedy continuation (`canary.detectors.topk`); only a divergence where the reference was
+confident is flagged, so honest bf16 near-ties are measured but not alarmed on. `sampling`
+probes are judged as a group (`canary.scoring.sampling_fit`). The reference is a local model
+(`ReferenceConfig.model`, fp32 by default) or a trusted endpoint of the fleet
+(`canary.scoring.endpoint_reference`); with none, these checks are not made at all. torch loads
+only when a model reference has results to judge.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from canary.config.reference import SHIPPED_MODEL, ReferenceConfig
+from canary.scoring.kinds import SAMPLING_KINDS, TOPK_KINDS
 from canary.scoring.probes import ProbeCache
+from canary.scoring.sampling_fit import (
+    MIN_EXPECTED,
+    PARTIAL,
+    SAMPLING_ALPHA,
+    first_token_key,
+    fit_to_distribution,
+    merge_partial,
+)
 
 if TYPE_CHECKING:
     from canary.probes.model import Probe
@@ -26,44 +38,81 @@ if TYPE_CHECKING:
     from canary.store import Store
     from canary.store.scores import ScorableResult, ScoreToSave
 
-TOPK_KINDS = ("topk", "routing")
-SAMPLING_KINDS = ("sampling",)
-TOPK_VERSION = "2"
+__all__ = [
+    "MIN_EXPECTED",
+    "SAMPLING_ALPHA",
+    "SAMPLING_KINDS",
+    "TOPK_KINDS",
+    "ReferenceScorer",
+    "reference_detector_names",
+    "reference_kinds",
+    "shared_reference_model",
+]
+
+TOPK_VERSION = "3"
 SAMPLING_VERSION = "2"
-#: A G-test p-value below this flags the sampling group (the stats layer applies FDR control).
-SAMPLING_ALPHA = 1e-3
-#: Expected count below which first tokens are pooled into one "other" bin for the G-test.
-MIN_EXPECTED = 5.0
+#: The reference `score_stored` uses when a caller asks for "the reference" without naming one.
+SHIPPED_REFERENCE = ReferenceConfig(model=SHIPPED_MODEL)
 
 
 @functools.lru_cache(maxsize=2)
-def shared_reference_model(path: Path | None) -> ReferenceModel:
-    """One loaded reference model per path for the process: the daemon scores every round,
-    and reloading the model for each round costs time and memory churn (`benchmarks/soak.py`
-    measures the daemon's memory per round). The model is only read (inference)."""
+def shared_reference_model(
+    path: str | Path | None = None, device: str = "cpu", dtype: str = "float32"
+) -> ReferenceModel:
+    """One loaded reference model per (path, device, dtype) for the process: the daemon scores
+    every round, and reloading the model for each round costs time and memory churn
+    (`benchmarks/soak.py` measures the daemon's memory per round). It is only read."""
     from canary.reference import ReferenceModel
 
-    return ReferenceModel.load(path)
+    return ReferenceModel.load(path, device=device, dtype=dtype)
+
+
+def reference_detector_names() -> tuple[str, ...]:
+    """The registered detectors scored against the reference (`reference = True`)."""
+    from canary.detectors import detectors
+
+    return tuple(n for n in detectors.names() if getattr(detectors.get(n), "reference", False))
+
+
+def reference_kinds() -> tuple[str, ...]:
+    """Probe kinds whose checks need a reference: topk, routing, sampling, and those of any
+    plugin detector that declares `reference = True`."""
+    from canary.detectors import detectors
+
+    kinds = dict.fromkeys((*TOPK_KINDS, *SAMPLING_KINDS))
+    for name in reference_detector_names():
+        declared = getattr(detectors.get(name), "kinds", ())
+        kinds.update(dict.fromkeys(k for k in declared if k != "*"))
+    return tuple(kinds)
 
 
 @dataclass
 class ReferenceScorer:
-    """Scores reference-dependent probes; loads the model on first need, once."""
+    """Scores reference-dependent probes; a model reference is loaded on first need, once.
+
+    ``chat_templates`` maps endpoint names to their own `chat_template:` (it overrides the
+    reference's for that endpoint's chat probes).
+    """
 
     store: Store
-    model_path: Path | None = None
+    reference: ReferenceConfig = SHIPPED_REFERENCE
+    chat_templates: Mapping[str, str] = field(default_factory=dict)
     _model: ReferenceModel | None = None
     _flavours: dict[int, str] | None = None
+    _names: dict[int, str] | None = None
     _fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def model(self) -> ReferenceModel:
         if self._model is None:
-            self._model = shared_reference_model(self.model_path)
+            ref = self.reference
+            self._model = shared_reference_model(ref.model, ref.device, ref.dtype)
         return self._model
 
     def score(self, results: ResultFilter | None = None) -> list[ScoreToSave]:
-        """Score the reference-dependent probes among the stored `results` (default: all)."""
+        """Score the reference-dependent probes among the stored `results` (default: all)
+        against the reference model (an endpoint reference: `judge_against_reference`)."""
+        assert self.reference.endpoint is None, "use judge_against_reference"
         from canary.store.scores import save_scores, scorable_batches
 
         probes = ProbeCache(self.store)
@@ -100,16 +149,42 @@ class ReferenceScorer:
             self._flavours = endpoint_flavours(self.store)
         return self._flavours
 
+    def _template_spec(self, endpoint_id: int) -> str | None:
+        """The chat template this endpoint applies: its own, else the reference's."""
+        if self._names is None:
+            from canary.store.scores import endpoint_names
+
+            self._names = endpoint_names(self.store)
+        own = self.chat_templates.get(self._names.get(endpoint_id, ""))
+        return own if own is not None else self.reference.chat_template
+
+    def _rendered(self, probe: Probe, endpoint_id: int) -> tuple[str, str | None]:
+        """The prompt the endpoint's model saw, and the chat template's label (None: none)."""
+        flavour = self.flavours.get(endpoint_id, "")
+        spec = self._template_spec(endpoint_id)
+        label = self.model.template(spec).label if "chat" in flavour else None
+        return self.model.render(probe, flavour, spec), label
+
     def _record_spec(self, name: str, version: str, args: dict[str, Any]) -> str:
-        """The detector's fingerprint, its arguments stored the first time it is asked for."""
-        if name not in self._fingerprints:
+        """The detector's fingerprint, its arguments stored the first time they are seen."""
+        key = name + json.dumps(args, sort_keys=True)
+        if key not in self._fingerprints:
             from canary.detectors import DetectorSpec
             from canary.store.scores import record_detector_specs
 
             spec = DetectorSpec(name, version, args)
             record_detector_specs(self.store, [(name, spec.fingerprint, version, args)])
-            self._fingerprints[name] = spec.fingerprint
-        return self._fingerprints[name]
+            self._fingerprints[key] = spec.fingerprint
+        return self._fingerprints[key]
+
+    def _args(self, label: str | None, **extra: Any) -> dict[str, Any]:
+        # fp32 keeps the arguments scores had before, so stored baselines stay comparable: the
+        # dtype is in the model fingerprint, and the chat template is added where one other
+        # than canary's own transcript (what chat probes were always rendered with) applied.
+        args: dict[str, Any] = {"reference": self.model.fingerprint, **extra}
+        if label is not None and label != "transcript":
+            args["chat_template"] = label
+        return args
 
     def _score_topk(
         self, results: Sequence[ScorableResult], probes: ProbeCache
@@ -122,22 +197,14 @@ class ReferenceScorer:
         judged = [r for r in results if r.error_kind is None]
         if not judged:
             return []
-        model = self.model
-        fingerprint = self._record_spec(
-            "topk",
-            TOPK_VERSION,
-            {"reference": model.fingerprint, "min_gap_nats": DEFAULT_MIN_GAP_NATS},
-        )
-        runner = ReferenceRunner(model, self.store)
-        flavours = self.flavours
+        runner = ReferenceRunner(self.model, self.store)
         # One reference output per (rendered prompt, max_tokens): what the endpoint's model saw.
-        keys = {
-            r.result_id: (
-                probes.get(r.probe_row_id).rendered_for(flavours.get(r.endpoint_id, "")),
-                probes.get(r.probe_row_id).params.max_tokens,
-            )
-            for r in judged
-        }
+        keys: dict[int, tuple[str, int]] = {}
+        labels: dict[int, str | None] = {}
+        for r in judged:
+            probe = probes.get(r.probe_row_id)
+            prompt, labels[r.result_id] = self._rendered(probe, r.endpoint_id)
+            keys[r.result_id] = (prompt, probe.params.max_tokens)
         reference = {}
         for max_tokens in sorted({k[1] for k in keys.values()}):
             prompts = sorted({k[0] for k in keys.values() if k[1] == max_tokens})
@@ -146,6 +213,11 @@ class ReferenceScorer:
         scores: list[ScoreToSave] = []
         for r in judged:
             ref = reference[keys[r.result_id]]
+            fingerprint = self._record_spec(
+                "topk",
+                TOPK_VERSION,
+                self._args(labels[r.result_id], min_gap_nats=DEFAULT_MIN_GAP_NATS),
+            )
             agreement = compare_to_reference(
                 tokens_from_json(r.tokens), ref.tokens, r.output_text, ref.text
             )
@@ -158,27 +230,28 @@ class ReferenceScorer:
         return scores
 
     def _score_sampling(self, probe: Probe, members: Sequence[ScorableResult]) -> list[ScoreToSave]:
-        from scipy.stats import power_divergence
-
         from canary.store.scores import ScoreToSave
+        from canary.store.views import tokens_from_json
 
         firsts: list[tuple[ScorableResult, str]] = []
         for r in members:
-            token = _first_token(r) if r.error_kind is None else None
+            token = first_token_key(tokens_from_json(r.tokens)) if r.error_kind is None else None
             if token is not None:
                 firsts.append((r, token))
         if len(firsts) < 2:
             return []
         params = probe.params
-        model = self.model
-        flavour = self.flavours.get(members[0].endpoint_id, "")
-        expected_p = model.next_token_distribution(
-            probe.rendered_for(flavour), params.temperature, params.top_p, params.top_k
+        prompt, label = self._rendered(probe, members[0].endpoint_id)
+        expected_p = self.model.next_token_distribution(
+            prompt, params.temperature, params.top_p, params.top_k
         )
+        if any(token == PARTIAL for _, token in firsts):  # bytes unknown: compare the bin
+            expected_p = merge_partial(expected_p)
+            firsts = [(r, PARTIAL if t.startswith("<0x") else t) for r, t in firsts]
         fingerprint = self._record_spec(
             "sampling",
             SAMPLING_VERSION,
-            {"reference": model.fingerprint, "alpha": SAMPLING_ALPHA, "min_expected": MIN_EXPECTED},
+            self._args(label, alpha=SAMPLING_ALPHA, min_expected=MIN_EXPECTED),
         )
         scores: list[ScoreToSave] = []
         for r, token in firsts:
@@ -210,55 +283,16 @@ class ReferenceScorer:
                     evidence if impossible else None,
                 )
             )
-        # A token outside the reference's support cannot come from a correct sampler: seeing one
-        # is exact evidence (p = 0). The G-test judges the in-support tokens only, so impossible
-        # tokens are never diluted among the legitimately rare ones in the pooled bin.
-        outside = sum(1 for _, token in firsts if expected_p.get(token, 0.0) == 0.0)
-        inside = [token for _, token in firsts if expected_p.get(token, 0.0) > 0.0]
-        n = len(inside)
-        observed: dict[str, int] = defaultdict(int)
-        for token in inside:
-            observed[token] += 1
-        bins = [t for t, p in expected_p.items() if p * n >= MIN_EXPECTED]
-        other_p = max(1.0 - sum(expected_p[t] for t in bins), 0.0)
-        obs = [observed.get(t, 0) for t in bins] + [n - sum(observed.get(t, 0) for t in bins)]
-        exp = [expected_p[t] * n for t in bins] + [other_p * n]
-        if exp[-1] < 1e-9 and obs[-1] == 0:  # no pooled mass and nothing landed there
-            obs.pop()
-            exp.pop()
-        if outside:
-            p_value = 0.0
-        elif len(obs) < 2 or n < 2:
-            p_value = 1.0
-        else:
-            total = sum(exp)
-            exp = [e * n / total for e in exp]  # exact totals for scipy
-            p_value = float(power_divergence(obs, exp, lambda_="log-likelihood").pvalue)
-        flagged = p_value < SAMPLING_ALPHA
-        evidence = {
-            "samples": len(firsts),
-            "outside_support": outside,
-            "bins": [
-                {"token": t, "observed": o, "expected": round(e, 2)}
-                for t, o, e in zip([*bins, "<other>"], obs, exp, strict=False)
-            ][:12],
-        }
+        fit = fit_to_distribution([t for _, t in firsts], expected_p)
         scores.append(
             ScoreToSave(
                 firsts[0][0].result_id,
                 "sampling",
                 fingerprint,
                 "sampling_fit_p",
-                p_value,
-                flagged,
-                evidence,
+                fit.p_value,
+                fit.flagged,
+                fit.evidence,
             )
         )
         return scores
-
-
-def _first_token(r: ScorableResult) -> str | None:
-    if r.tokens:
-        token = r.tokens[0].get("token")
-        return str(token) if token is not None else None
-    return None

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from canary.config.fleet import EndpointConfig, FleetConfig, Limits
+from canary.config.reference import SHIPPED_MODEL, ReferenceConfig
 from canary.resources import resource_dir
 from canary.sim.fleetconfig import SimFleetConfig, load_sim_fleet
 
@@ -53,7 +54,12 @@ def fleet_config_for(sim: SimFleetConfig, base_url: str) -> FleetConfig:
                 },
             )
         )
-    return FleetConfig(defaults=Limits(concurrency=32, timeout_s=60), endpoints=endpoints)
+    # The simulated fleet serves the shipped model: it is its own reference.
+    return FleetConfig(
+        defaults=Limits(concurrency=32, timeout_s=60),
+        endpoints=endpoints,
+        reference=ReferenceConfig(model=SHIPPED_MODEL),
+    )
 
 
 @contextmanager

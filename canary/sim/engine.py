@@ -18,8 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from canary.sim.fleetconfig import PoolConfig, PoolFaults, Precision, RopeScaling
+from canary.sim.fleetconfig import PoolConfig, PoolFaults, Precision, RopeScaling, TokenEncoding
 from canary.sim.sampling import EXACT, RowSampling, TopkPath, choose_tokens
+from canary.sim.token_bytes import TokenBytes
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +49,10 @@ class TokenInfo:
     text: str
     logprob: float | None = None
     top: list[tuple[str, float]] = field(default_factory=list)
+    raw: bytes | None = None
+    """The token's bytes (its text is U+FFFD where it ends inside a character)."""
+    top_raw: list[bytes | None] = field(default_factory=list)
+    """The bytes of each `top` alternative, in the same order."""
 
 
 @dataclass
@@ -67,6 +72,8 @@ class PoolState:
     precision: Precision
     rope_scaling: RopeScaling | None
     faults: PoolFaults
+    token_encoding: TokenEncoding = "replacement"
+    """How partial-character tokens are written in responses (the API layer reads it)."""
 
 
 @dataclass
@@ -119,7 +126,8 @@ class PoolEngine:
         self.pool = pool
         self.store = store
         self.tokenizer = store.tokenizer
-        self.state = PoolState(pool.precision, pool.rope_scaling, pool.faults)
+        self.state = PoolState(pool.precision, pool.rope_scaling, pool.faults, pool.token_encoding)
+        self._bytes = TokenBytes(self.tokenizer)
         self.stats = PoolStats()
         self._model = store.get(pool.precision, pool.rope_scaling)
         self.max_context = pool.max_context_tokens or int(
@@ -288,7 +296,7 @@ class PoolEngine:
             if not seq.batch_sizes:
                 self.stats.batch_size_requests[size] += 1
             seq.batch_sizes.append(size)
-            info = TokenInfo(token_id, self._decode_text([token_id]))
+            info = TokenInfo(token_id, self._decode_text([token_id]), raw=self._bytes(token_id))
             if logprobs is not None and request.logprobs is not None:
                 info.logprob = float(logprobs[r, token_id])
                 if request.logprobs > 0:
@@ -297,6 +305,7 @@ class PoolEngine:
                         (self._decode_text([int(i)]), float(v))
                         for v, i in zip(values, ids, strict=True)
                     ]
+                    info.top_raw = [self._bytes(int(i)) for i in ids]
             if token_id == self._eos:
                 seq.finish = "stop"
                 continue

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from canary.config.loading import format_validation_error
 from canary.sim.engine import GenRequest, GenResult, PoolEngine, PoolState
 from canary.sim.fleetconfig import (
+    TOKEN_ENCODINGS,
     ApproxTopk,
     CorruptLogits,
     PoolFaults,
@@ -29,7 +30,7 @@ class AdminError(ValueError):
     """A bad admin request; the message is one line naming the field and the fix."""
 
 
-_FAULT_KEYS = {"corrupt_logits", "approx_topk", "precision", "rope_scaling"}
+_FAULT_KEYS = {"corrupt_logits", "approx_topk", "precision", "rope_scaling", "token_encoding"}
 _ROUTER_KEYS = {"misroute_share", "served_by_header"}
 
 
@@ -134,7 +135,14 @@ class SimFleet:
             precision = body.get("precision", state.precision)
             if precision not in ("fp32", "bf16"):
                 raise AdminError(f"precision: {precision!r} is not one of 'fp32', 'bf16'")
-            new = PoolState(precision, rope, PoolFaults(corrupt_logits=corrupt, approx_topk=approx))
+            encoding = body.get("token_encoding", state.token_encoding)
+            if encoding not in TOKEN_ENCODINGS:
+                raise AdminError(
+                    f"token_encoding: {encoding!r} is not one of "
+                    + ", ".join(repr(e) for e in TOKEN_ENCODINGS)
+                )
+            faults = PoolFaults(corrupt_logits=corrupt, approx_topk=approx)
+            new = PoolState(precision, rope, faults, encoding)
             await asyncio.to_thread(engine.set_state, new)
         except ValueError as exc:  # bad targets for this vocabulary, and AdminError
             raise AdminError(str(exc)) from None
@@ -175,6 +183,7 @@ class SimFleet:
             "precision": state.precision,
             "rope_scaling": state.rope_scaling.model_dump() if state.rope_scaling else None,
             "faults": state.faults.model_dump(mode="json"),
+            "token_encoding": state.token_encoding,
             "max_batch_size": engine.pool.max_batch_size,
             "batch_window_ms": engine.pool.batch_window_ms,
         }

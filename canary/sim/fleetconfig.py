@@ -11,6 +11,12 @@ from canary.config.fleet import SLUG
 from canary.config.loading import load_model_file
 
 Precision = Literal["fp32", "bf16"]
+#: How a pool writes a token that ends inside a UTF-8 character, as real servers differ:
+#: `replacement` its decoded text with U+FFFD (Hugging Face decode, Ollama), `empty` as `""`
+#: with such alternatives colliding on one `""` key (vLLM), `bytes` OpenAI's way: a `bytes`
+#: list for the token and each alternative in chat, `bytes:\xNN` tokens in completions.
+TokenEncoding = Literal["replacement", "empty", "bytes"]
+TOKEN_ENCODINGS: tuple[TokenEncoding, ...] = ("replacement", "empty", "bytes")
 
 
 class _Strict(BaseModel):
@@ -78,6 +84,8 @@ class PoolConfig(_Strict):
     """Prompt plus completion limit; none means the model's `max_position_embeddings`."""
     faults: PoolFaults = Field(default_factory=PoolFaults)
     """Faults active at start-up; switch them at run time with `PUT /admin/pools/{name}/faults`."""
+    token_encoding: TokenEncoding = "replacement"
+    """How partial-character tokens are written in logprobs: `replacement`, `empty`, `bytes`."""
 
     @field_validator("name")
     @classmethod

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from canary.sim.engine import GenRequest, GenResult
+from canary.sim.engine import GenRequest, GenResult, TokenInfo
+from canary.sim.fleetconfig import TokenEncoding
 
 
 class RequestError(Exception):
@@ -160,14 +161,22 @@ def _usage(result: GenResult) -> dict[str, int]:
     }
 
 
-def completion_body(req: CompletionRequest, result: GenResult, model: str) -> dict[str, Any]:
+def completion_body(
+    req: CompletionRequest,
+    result: GenResult,
+    model: str,
+    encoding: TokenEncoding = "replacement",
+) -> dict[str, Any]:
     logprobs = None
     if req.logprobs is not None:
+        tokens = [_spelled(t.text, t.raw, encoding, chat=False)[0] for t in result.tokens]
         logprobs = {
-            "tokens": [t.text for t in result.tokens],
+            "tokens": tokens,
             "token_logprobs": [t.logprob for t in result.tokens],
-            "top_logprobs": [_top_map(t.top) for t in result.tokens] if req.logprobs > 0 else None,
-            "text_offset": _offsets(result),
+            "top_logprobs": (
+                [_top_map(t, encoding) for t in result.tokens] if req.logprobs > 0 else None
+            ),
+            "text_offset": _offsets(tokens),
         }
     return {
         "id": f"cmpl-{uuid.uuid4().hex[:24]}",
@@ -186,23 +195,15 @@ def completion_body(req: CompletionRequest, result: GenResult, model: str) -> di
     }
 
 
-def chat_body(req: ChatRequest, result: GenResult, model: str) -> dict[str, Any]:
+def chat_body(
+    req: ChatRequest,
+    result: GenResult,
+    model: str,
+    encoding: TokenEncoding = "replacement",
+) -> dict[str, Any]:
     logprobs = None
     if req.logprobs:
-        logprobs = {
-            "content": [
-                {
-                    "token": t.text,
-                    "logprob": t.logprob,
-                    "bytes": list(t.text.encode("utf-8")),
-                    "top_logprobs": [
-                        {"token": s, "logprob": lp, "bytes": list(s.encode("utf-8"))}
-                        for s, lp in t.top
-                    ],
-                }
-                for t in result.tokens
-            ]
-        }
+        logprobs = {"content": [_chat_logprob(t, encoding) for t in result.tokens]}
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -220,17 +221,62 @@ def chat_body(req: ChatRequest, result: GenResult, model: str) -> dict[str, Any]
     }
 
 
-def _top_map(top: list[tuple[str, float]]) -> dict[str, float]:
-    # Distinct ids can share a surface text; the legacy map keeps the likelier one.
+def _spelled(
+    text: str, raw: bytes | None, encoding: TokenEncoding, chat: bool
+) -> tuple[str, list[int]]:
+    """A token as this pool writes it: its text, and its `bytes` list (chat).
+
+    Only a token that ends inside a character is written differently per encoding; every
+    other token is its text, and its bytes are that text's.
+    """
+    if raw is None or _whole(raw):
+        return text, list(text.encode("utf-8"))
+    if encoding == "empty":
+        return "", []
+    if encoding == "bytes":
+        escaped = "".join(f"\\x{b:02x}" for b in raw)
+        return (escaped if chat else f"bytes:{escaped}"), list(raw)
+    return text, list(text.encode("utf-8"))  # the server encodes its own U+FFFD
+
+
+def _alternatives(t: TokenInfo) -> list[tuple[str, float, bytes | None]]:
+    raws = t.top_raw if len(t.top_raw) == len(t.top) else [None] * len(t.top)
+    return [(text, lp, raw) for (text, lp), raw in zip(t.top, raws, strict=True)]
+
+
+def _chat_logprob(t: TokenInfo, encoding: TokenEncoding) -> dict[str, Any]:
+    token, raw = _spelled(t.text, t.raw, encoding, chat=True)
+    top = []
+    for text, lp, alt_raw in _alternatives(t):
+        alt, alt_bytes = _spelled(text, alt_raw, encoding, chat=True)
+        top.append({"token": alt, "logprob": lp, "bytes": alt_bytes})
+    return {"token": token, "logprob": t.logprob, "bytes": raw, "top_logprobs": top}
+
+
+def _top_map(t: TokenInfo, encoding: TokenEncoding) -> dict[str, float]:
+    """The legacy `{token: logprob}` map. Distinct ids can share a written token: most servers
+    keep the likelier; vLLM builds the map in rank order, so the last (least likely) wins."""
     out: dict[str, float] = {}
-    for text, logprob in top:
-        out.setdefault(text, logprob)
+    for text, logprob, raw in _alternatives(t):
+        written = _spelled(text, raw, encoding, chat=False)[0]
+        if encoding == "empty":
+            out[written] = logprob
+        else:
+            out.setdefault(written, logprob)
     return out
 
 
-def _offsets(result: GenResult) -> list[int]:
+def _offsets(tokens: list[str]) -> list[int]:
     offsets, at = [], 0
-    for t in result.tokens:
+    for token in tokens:
         offsets.append(at)
-        at += len(t.text)
+        at += len(token)
     return offsets
+
+
+def _whole(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -74,10 +74,11 @@ async def _serve(request: Request, kind: Literal["completions", "chat"]) -> JSON
         return JSONResponse(exc.body(), status_code=exc.status)
     result = await fleet.generate(pool, gen)
     name = fleet.config.model_name
+    encoding = fleet.engines[pool].state.token_encoding
     if isinstance(req, ChatRequest):
-        body = chat_body(req, result, name)
+        body = chat_body(req, result, name, encoding)
     else:
-        body = completion_body(req, result, name)
+        body = completion_body(req, result, name, encoding)
     headers = {SERVED_BY_HEADER: pool} if fleet.served_by_header else None
     return JSONResponse(body, headers=headers)
 

@@ -66,6 +66,19 @@ class MetricPolicy(BaseModel):
     critical: bool = False
     """A critical metric that cannot be shown clean (inconclusive) makes the whole gate
     inconclusive; a regression of any metric fails the gate."""
+    relative_margin: Annotated[float, Field(ge=0)] = 0.0
+    """The margin relative to the before value (0.5: a rate may rise by half of itself); the
+    margin used is the larger of ``margin`` and ``relative_margin × |before|``, so a metric with
+    a high base rate is not held to a margin its own noise cannot meet."""
+    reason: str = ""
+    """Why the margin is what it is (shown next to verdicts; a margin nobody can justify is a
+    margin nobody will keep)."""
+
+    def margin_at(self, before: float) -> float:
+        """The margin in force when the before value is ``before`` (absolute or relative)."""
+        if not math.isfinite(before):
+            return self.margin
+        return max(self.margin, self.relative_margin * abs(before))
 
     @model_validator(mode="after")
     def _kind_allows_direction(self) -> MetricPolicy:
@@ -125,6 +138,8 @@ class _Builders:
                 direction=m.direction,
                 margin=m.margin,
                 critical=m.critical,
+                relative_margin=m.relative_margin,
+                reason=m.reason,
             )
             for name, m in declared_metrics().items()
         }

@@ -139,3 +139,25 @@ def mde_w(df: int, n_before: int, n_after: int, alpha: float = 0.05, power: floa
         return math.inf
     lam = noncentrality_for_power(df, alpha, power)
     return math.sqrt(lam * (n_before + n_after) / (n_before * n_after))
+
+
+def more_per_side(
+    n_before: int, n_after: int, effect: float, ci_high: float, margin: float
+) -> int | None:
+    """How many more probes per side would decide an inconclusive result at the observed effect.
+
+    The interval's half-width shrinks like 1/√n, so growing both sides by a factor f shrinks it
+    by √f. A pass needs the upper bound below the margin (half-width < margin − effect); an
+    effect already beyond the margin needs the lower bound above 0 (half-width < effect). None
+    when the observed effect sits on the margin (no sample size decides it) or nothing is known.
+    """
+    half = ci_high - effect
+    if not (math.isfinite(half) and math.isfinite(effect)) or half <= 0:
+        return None
+    target = margin - effect if effect < margin else effect
+    if target <= 1e-12 * max(1.0, abs(margin)):
+        return None
+    factor = (half / target) ** 2
+    if factor <= 1:
+        return 0
+    return math.ceil(max(n_before, n_after) * (factor - 1))

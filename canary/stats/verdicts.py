@@ -14,7 +14,8 @@ Rules (``effect`` is positive when worse; ``[ci_low, ci_high]`` are one-sided 1 
   result's ``mde`` says what the data could have detected).
 
 Gate: any regression → ``regression`` (exit 1); else any ``inconclusive`` critical metric →
-``inconclusive`` (exit 2); else ``pass`` (exit 0). ``no_data`` never moves the gate; it is listed.
+``inconclusive`` (exit 2); else ``pass`` (exit 0). ``no_data`` is listed; on a critical metric it
+makes the gate inconclusive (a critical metric nobody measured was not shown clean).
 
 Critical metrics get no raw-α bypass of the FDR: a comparison spans tens of cohorts, and
 testing four critical metrics at raw α in each would raise false alarms on most healthy
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 from canary.stats.multiple import FdrMethod, adjust_pvalues
 from canary.stats.policy import MetricPolicy, policy_for
+from canary.stats.power import more_per_side
 from canary.stats.result import TestResult
 
 Verdict = Literal["pass", "regression", "improvement", "inconclusive", "no_data"]
@@ -44,7 +46,7 @@ def decide(
     """The verdict of one result given its FDR-adjusted ``q_value`` (rules in the module doc)."""
     if not result.has_data:
         return "no_data"
-    margin = policy.margin
+    margin = policy.margin_at(result.estimate_before)
     significant = not math.isnan(q_value) and q_value < alpha
     effect, lo, hi = result.effect, result.ci_low, result.ci_high
     if policy.direction == "two_sided":
@@ -78,6 +80,8 @@ class MetricVerdict:
     q_value: float
     critical: bool
     result: TestResult
+    needs_per_side: int | None = None
+    """Inconclusive only: more probes per side that would decide it at the observed effect."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,7 @@ class MetricVerdict:
             "q_value": self.q_value if math.isfinite(self.q_value) else None,
             "critical": self.critical,
             "result": self.result.to_dict(),
+            "needs_per_side": self.needs_per_side,
         }
 
 
@@ -109,14 +114,20 @@ def evaluate(
     out = []
     for i, (r, q) in enumerate(zip(results, qs, strict=True)):
         pol = policy_for(r.metric, dict(policies) if policies is not None else None)
+        verdict = decide(r, q, pol, alpha)
+        needs = None
+        if verdict == "inconclusive" and pol.direction != "two_sided":
+            margin = pol.margin_at(r.estimate_before)
+            needs = more_per_side(r.n_before, r.n_after, r.effect, r.ci_high, margin)
         out.append(
             MetricVerdict(
                 cohort=cohorts[i] if cohorts is not None else "",
                 metric=r.metric,
-                verdict=decide(r, q, pol, alpha),
+                verdict=verdict,
                 q_value=q,
                 critical=pol.critical,
                 result=r,
+                needs_per_side=needs,
             )
         )
     return out
@@ -170,6 +181,9 @@ def gate(
         elif verdict == "inconclusive":
             (inc_crit if critical else inc).append(name)
         elif verdict == "no_data":
+            # A critical metric with no data on a side was not shown clean: never a pass.
             missing.append(name)
+            if critical:
+                inc_crit.append(name)
     status: GateStatus = "regression" if regressions else "inconclusive" if inc_crit else "pass"
     return GateResult(status, regressions, inc_crit, inc, missing)

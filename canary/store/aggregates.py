@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, case, distinct, func, select
 
 from canary.records import ResultFilter
-from canary.store.filters import result_filters
-from canary.store.models import CohortRow, ProbeRow, ResultRow, ScoreRow, SuiteRow
+from canary.store.filters import filter_clauses
+from canary.store.models import CohortRow, ProbeRow, ResultRow, RunRow, ScoreRow, SuiteRow
 from canary.store.repository import Store, matching_cohort_ids
 
 SCORES = "score"
@@ -103,6 +103,18 @@ class Selection:
         )
         return [(int(c), str(s), str(v)) for c, s, v in rows]
 
+    def suite_results(self) -> dict[str, int]:
+        """Suite name → results of it selected: whether a side mixes suites, and how much."""
+        rows = self.conn.execute(
+            select(SuiteRow.name, func.count())
+            .select_from(ResultRow)
+            .join(RunRow, RunRow.id == ResultRow.run_id)
+            .join(SuiteRow, SuiteRow.id == RunRow.suite_id)
+            .where(*self.where)
+            .group_by(SuiteRow.name)
+        )
+        return {str(name): int(n) for name, n in rows}
+
     def rows(self, aggregation: str, queries: Sequence[MetricQuery]) -> list[Any]:
         """The rows of ``aggregation`` (a key of `AGGREGATIONS`) for ``queries``."""
         return AGGREGATIONS[aggregation](self, queries)
@@ -142,12 +154,12 @@ class Selection:
 
 @contextmanager
 def selection(store: Store, filt: ResultFilter) -> Iterator[Selection]:
-    """The cohorts ``filt`` selects, and WHERE clauses for its runs and window on them."""
+    """The cohorts ``filt`` selects, and WHERE clauses for its runs, window and suites."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(CohortRow.id, CohortRow.labels)).all()
         wanted = set(matching_cohort_ids(conn, filt.labels)) if filt.labels else None
         cohorts = [(int(i), dict(labels)) for i, labels in rows if wanted is None or i in wanted]
-        where = result_filters(conn, run_ids=filt.run_ids, since=filt.since, until=filt.until)
+        where = filter_clauses(conn, filt, labels=False)  # labels: the cohorts above
         where = [ResultRow.cohort_id.in_([i for i, _ in cohorts]), *where]
         yield Selection(conn, filt, cohorts, where)
 

@@ -7,7 +7,7 @@ tables (cohorts, monitors, open alerts) are read into Python and matched by labe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from canary.config.selection import labels_match
 from canary.store.alert_values import OPEN_ALERT_STATUSES
+from canary.store.filters import result_filters
 from canary.store.models import AlertRow, CohortRow, MonitorRow, ResultRow
 from canary.store.repository import Store, cohort_fingerprint
 
@@ -74,10 +75,15 @@ class CohortHealth:
 
 
 def cohort_health(
-    store: Store, *, since: datetime, labels: Mapping[str, str] | None = None
+    store: Store,
+    *,
+    since: datetime,
+    labels: Mapping[str, str] | None = None,
+    suites: Sequence[str] = (),
 ) -> list[CohortHealth]:
-    """Cohorts with results since ``since``, or with an open alert or a monitor not ok, that
-    carry every ``labels`` pair; problems first (see `STATUS_ORDER`), then by error rate."""
+    """Cohorts with results since ``since`` (of ``suites``, default all), or with an open alert
+    or a monitor not ok, that carry every ``labels`` pair; problems first (see
+    `STATUS_ORDER`), then by error rate."""
     wanted = dict(labels or {})
     with store.engine.begin() as conn:
         cohorts = {
@@ -88,7 +94,7 @@ def cohort_health(
         if not cohorts:
             return []
         by_fingerprint = {cohort_fingerprint(v): k for k, v in cohorts.items()}
-        counts = _window_counts(conn, since, list(cohorts) if wanted else None)
+        counts = _window_counts(conn, since, list(cohorts) if wanted else None, suites)
         monitors: dict[int, dict[str, str]] = defaultdict(dict)
         for monitor_labels, metric, status in conn.execute(
             select(MonitorRow.labels, MonitorRow.metric, MonitorRow.status)
@@ -126,7 +132,7 @@ def cohort_health(
 
 
 def _window_counts(
-    conn: Connection, since: datetime, cohort_ids: list[int] | None
+    conn: Connection, since: datetime, cohort_ids: list[int] | None, suites: Sequence[str]
 ) -> dict[int, tuple[int, int, datetime | None]]:
     query = (
         select(
@@ -135,7 +141,7 @@ def _window_counts(
             func.count(ResultRow.error_kind),
             func.max(ResultRow.started_at),
         )
-        .where(ResultRow.started_at >= since)
+        .where(*result_filters(conn, since=since, suites=suites))
         .group_by(ResultRow.cohort_id)
     )
     if cohort_ids is not None:

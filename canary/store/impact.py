@@ -87,6 +87,7 @@ def impact_on(
         since=where.since,
         until=where.until,
         labels=where.labels,
+        suites=where.suites,
     )
     rows = conn.execute(
         select(

@@ -1,7 +1,8 @@
 """The `reference_outputs` table: reference-model outputs cached by (model fingerprint, key).
 
 Each row holds one greedy continuation and its positions as JSON (token, token_id, logprob,
-top). Reading is tolerant where rows seen in the field differ (a null or non-number logprob is
+top, and the token's bytes in hex when known; rows without them still read). Reading is
+tolerant where rows seen in the field differ (a null or non-number logprob is
 missing, such an alternative is left out) and strict where an output cannot be used without it
 (the token and its id): a row that cannot be read is deleted and reported missing, so the
 output is recomputed and cached in its place instead of failing every later pass.
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from canary.records import TokenLogprob, finite_logprob
 from canary.store.models import ReferenceOutputRow
 from canary.store.repository import Store
+from canary.store.rows import bytes_from_json, bytes_to_json
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +47,16 @@ def position_to_json(position: TokenLogprob) -> dict[str, Any]:
     has no NaN) and a non-finite alternative is left out, so what is read back is what was
     meant."""
     logprob = finite_logprob(position.logprob)
-    return {
+    stored = {
         "token": position.token,
         "token_id": position.token_id,
         "logprob": logprob,
         "top": {k: v for k, v in position.top.items() if finite_logprob(v) is not None},
     }
+    raw = bytes_to_json(position.bytes, "bytes")
+    if raw is not None:
+        stored["bytes"] = raw
+    return stored
 
 
 def position_from_json(data: Mapping[str, Any]) -> TokenLogprob:
@@ -67,6 +73,7 @@ def position_from_json(data: Mapping[str, Any]) -> TokenLogprob:
             if (value := finite_logprob(v)) is not None
         },
         token_id=int(data["token_id"]),
+        bytes=bytes_from_json(data.get("bytes")),
     )
 
 

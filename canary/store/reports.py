@@ -15,7 +15,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, Connection, Select, case, func, select
 
 from canary.records import ResultFilter
-from canary.store.filters import result_filters
+from canary.store.filters import filter_clauses
 from canary.store.models import MonitorRow, ResultRow, ScoreRow
 from canary.store.repository import Store
 
@@ -170,5 +170,5 @@ def worst_result_ids(
 
 
 def _window(conn: Connection, window: ResultFilter) -> list[ColumnElement[bool]]:
-    """The filter's runs and time (its labels are the caller's cohort ids)."""
-    return result_filters(conn, run_ids=window.run_ids, since=window.since, until=window.until)
+    """The filter's runs, time and suites (its labels are the caller's cohort ids)."""
+    return filter_clauses(conn, window, labels=False)

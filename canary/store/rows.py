@@ -1,11 +1,12 @@
 """A result record as a `results` row: the store's one boundary for text from endpoints.
 
 Every string an endpoint sent (output text, tokens, top-logprob keys, finish_reason, headers,
-served_by, error details, usage) and the request echo pass `canary.sanitize.storable_text` or
-`storable_json` here, once, so both databases store the same thing and never refuse it: lone
-surrogates and NUL become U+FFFD, secrets are scrubbed, nesting is bounded. Logprobs are stored
-finite or null (missing), and an alternative without a finite logprob is not stored at all. A
-value of the wrong type is refused with `TypeError`, naming the field.
+served_by, system_fingerprint, error details, usage) and the request echo pass
+`canary.sanitize.storable_text` or `storable_json` here, once, so both databases store the
+same thing and never refuse it: lone surrogates and NUL become U+FFFD, secrets are scrubbed,
+nesting is bounded. Logprobs are stored finite or null (missing), and an alternative without
+a finite logprob is not stored at all. A value of the wrong type is refused with `TypeError`,
+naming the field.
 """
 
 from __future__ import annotations
@@ -17,7 +18,30 @@ from typing import Any
 from canary.records import ResultRecord, TokenLogprob, finite_logprob
 from canary.sanitize import storable_json, storable_text
 
-__all__ = ["result_row"]
+__all__ = ["bytes_from_json", "bytes_to_json", "result_row"]
+
+#: Longest stored token bytes; longer (hostile) values read back as missing.
+_MAX_TOKEN_BYTES = 256
+
+
+def bytes_to_json(value: bytes | None, name: str) -> str | None:
+    """A token's raw bytes as stored: lowercase hex (JSON has no bytes), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, bytes):
+        raise TypeError(f"{name} is {type(value).__name__}, not bytes")
+    return value.hex()
+
+
+def bytes_from_json(raw: Any) -> bytes | None:
+    """Stored token bytes back; absent (rows written before bytes were kept) or unreadable is
+    None (missing), never an error: the token's text is still there."""
+    if not isinstance(raw, str) or len(raw) > 2 * _MAX_TOKEN_BYTES:
+        return None
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        return None
 
 
 def _text(value: str | None, name: str, limit: int | None = None) -> str | None:
@@ -65,23 +89,25 @@ def _tokens_json(tokens: Sequence[TokenLogprob]) -> list[dict[str, Any]]:
         tops.append(top)
     clean = _storable_strings(strings)
     at = 0
-    stored = []
+    stored: list[dict[str, Any]] = []
     for t, top in zip(tokens, tops, strict=True):
         token, at, n = clean[at], at + 1, len(top)
         if clean is not strings:  # something was replaced: take the storable keys
             top = dict(zip(clean[at : at + n], top.values(), strict=True))
         at += n
         token_id = t.token_id
-        stored.append(
-            {
-                "token": token,
-                "logprob": finite_logprob(t.logprob),
-                "top": dict(top),
-                "token_id": token_id
-                if isinstance(token_id, int) and not isinstance(token_id, bool)
-                else None,
-            }
-        )
+        position = {
+            "token": token,
+            "logprob": finite_logprob(t.logprob),
+            "top": dict(top),
+            "token_id": token_id
+            if isinstance(token_id, int) and not isinstance(token_id, bool)
+            else None,
+        }
+        raw = bytes_to_json(t.bytes, f"tokens[{len(stored)}].bytes")
+        if raw is not None:  # absent rather than null: rows stay as they were without bytes
+            position["bytes"] = raw
+        stored.append(position)
     return stored
 
 
@@ -97,6 +123,8 @@ def result_row(
     }
     if r.dropped_logprobs:
         response["dropped_logprobs"] = r.dropped_logprobs
+    if r.system_fingerprint is not None:
+        response["system_fingerprint"] = _text(r.system_fingerprint, "system_fingerprint", 255)
     return {
         "run_id": run_id,
         "probe_id": probe_id,

@@ -78,6 +78,7 @@ def scorable_batches(
             since=results.since,
             until=results.until,
             labels=results.labels,
+            suites=results.suites,
         )
     if not include_pruned:
         where.append(ResultRow.pruned_at.is_(None))
@@ -197,3 +198,41 @@ def record_detector_specs(
             ),
             rows,
         )
+
+
+def endpoint_names(store: Store) -> dict[int, str]:
+    """Endpoint row id → name: which endpoint's chat template, or which is the reference."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(EndpointRow.id, EndpointRow.name)).all()
+    return {row_id: name for row_id, name in rows}
+
+
+def count_unjudged(
+    store: Store,
+    results: ResultFilter | None,
+    kinds: Sequence[str],
+    detectors: Sequence[str],
+) -> int:
+    """Results of probes of ``kinds`` among ``results`` with no score of ``detectors``: the
+    reference-based checks that could not be made (no reference was configured)."""
+    from sqlalchemy import func
+
+    results = results or ResultFilter()
+    with store.engine.connect() as conn:
+        where = result_filters(
+            conn,
+            run_ids=results.run_ids,
+            since=results.since,
+            until=results.until,
+            labels=results.labels,
+            suites=results.suites,
+        )
+        scored = select(ScoreRow.result_id).where(ScoreRow.detector.in_(list(detectors)))
+        query = select(func.count(ResultRow.id)).where(
+            *where,
+            ResultRow.error_kind.is_(None),
+            ResultRow.output_text != "",  # nothing generated (eos first): nothing to judge
+            ResultRow.probe_id.in_(select(ProbeRow.id).where(ProbeRow.kind.in_(list(kinds)))),
+            ResultRow.id.not_in(scored),
+        )
+        return int(conn.execute(query).scalar_one())

@@ -19,6 +19,7 @@ from canary.store.models import (
     ScoreRow,
     SuiteRow,
 )
+from canary.store.rows import bytes_from_json
 
 #: Ids per `IN (…)` list: well under SQLite's and PostgreSQL's bound-parameter limits.
 _CHUNK = 1000
@@ -30,6 +31,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, TokenLogprob | ScoreView):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, bytes):  # token bytes, as OpenAI sends them: a list of ints
+        return list(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -108,6 +111,8 @@ class StoredResult:
     scores: list[ScoreView]
     pruned_at: datetime | None = None
     """When retention removed the raw output (text, tokens, headers, error detail)."""
+    system_fingerprint: str | None = None
+    """The backend configuration the reply named (also the result's cohort label)."""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +139,7 @@ def _token_from_json(t: Any) -> TokenLogprob:
     if not isinstance(t, dict):
         return TokenLogprob(token="", logprob=None)
     token = t.get("token")
+    raw_bytes = bytes_from_json(t.get("bytes"))
     top = t.get("top")
     token_id = t.get("token_id")
     return TokenLogprob(
@@ -145,6 +151,7 @@ def _token_from_json(t: Any) -> TokenLogprob:
             if (value := finite_logprob(v)) is not None
         },
         token_id=token_id if isinstance(token_id, int) and not isinstance(token_id, bool) else None,
+        bytes=raw_bytes,
     )
 
 
@@ -199,6 +206,7 @@ def fetch_results(
             response = {}
         fields["probe_id"] = fields.pop("probe_key")
         headers = response.get("headers")
+        fingerprint = response.get("system_fingerprint")
         results.append(
             StoredResult(
                 **fields,
@@ -206,6 +214,7 @@ def fetch_results(
                 usage=response.get("usage"),
                 response_headers=dict(headers) if isinstance(headers, dict) else {},
                 scores=scores.get(row["id"], []),
+                system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             )
         )
     return results

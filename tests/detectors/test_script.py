@@ -74,7 +74,7 @@ def test_declared_han_probe_is_not_flagged_for_han_but_is_for_thai() -> None:
     mixed = metrics(chinese + "สวัสดี", scripts=["Han", "Common"])["unexpected_script"]
     assert mixed.flagged and mixed.evidence is not None
     assert mixed.evidence["scripts"] == ["Thai"]
-    assert mixed.evidence["expected"] == ["Common", "Han"]
+    assert mixed.evidence["expected"] == ["Common", "Han", "Inherited"]  # Inherited implied
 
 
 def test_spans_are_split_by_script_and_capped() -> None:
@@ -117,3 +117,23 @@ def test_one_megabyte_output_is_scored_in_linear_time() -> None:
     scores = metrics(text)
     assert scores["unexpected_script"].flagged
     assert_linear(metrics, ("All quiet on the western front. " * 4_000) + "สวัสดี", text, k=8)
+
+
+def test_a_character_cut_by_max_tokens_is_not_mojibake() -> None:
+    cut = "東京は大きな都市で、多くの人が住んで\ufffd"
+    scores = {
+        s.metric: s for s in DETECTOR.score(given(cut, finish_reason="length", scripts="Han"))
+    }
+    assert not scores["mojibake"].flagged
+    # The same ending without the cut, or a replacement character before the end, is corruption.
+    assert {s.metric: s for s in DETECTOR.score(given(cut, scripts="Han"))}["mojibake"].flagged
+    inside = "我无法\ufffd\ufffd问实时数据\ufffd"
+    flagged = DETECTOR.score(given(inside, finish_reason="length", scripts="Han"))
+    assert {s.metric: s for s in flagged}["mojibake"].flagged
+
+
+def test_a_declared_script_implies_common_and_inherited() -> None:
+    text = "The answer is 42, naïve café: 6 × 7 = 42."
+    assert not metrics(text, scripts=["Latin"])["unexpected_script"].flagged
+    assert not metrics("42 ± 1 %", scripts="Latin")["unexpected_script"].flagged
+    assert metrics("Hello สวัสดี", scripts=["Latin"])["unexpected_script"].flagged

@@ -128,4 +128,8 @@ def test_closed_port_fails_with_exit_code_5(
     assert gone["status"] == "fail" and gone["area"] == "endpoint"
     assert f"127.0.0.1:{port}" in gone["detail"] and "(connect," in gone["detail"]
     assert gone["fix"] == "is the server up and base_url right? (host, port, scheme)"
-    assert all(c["status"] == "ok" for c in report["checks"] if c["name"] != "endpoint gone")
+    others = [c for c in report["checks"] if c["name"] not in ("endpoint gone", "reference")]
+    assert all(c["status"] == "ok" for c in others), others
+    # The fleet names no reference: said (a warning), and nothing compared with the dead port.
+    assert next(c for c in report["checks"] if c["name"] == "reference")["status"] == "warn"
+    assert not any(c["name"].startswith("tokens ") for c in report["checks"])

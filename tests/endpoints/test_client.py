@@ -64,9 +64,14 @@ async def test_answer_with_logprobs(server: FakeOpenAI, flavour: str) -> None:
     assert (record.status_code, record.attempts, record.repeat_index) == (200, 1, 3)
     assert record.output_text == "Hello world"
     assert record.finish_reason == "stop"
+    chat = flavour == "openai-chat"  # chat logprobs carry each token's bytes
     assert record.tokens == [
-        TokenLogprob("Hello", -0.25, {"Hello": -0.25, "Hi": -2.0}),
-        TokenLogprob(" world", -0.5, {" world": -0.5, "Hi": -2.0}),
+        TokenLogprob(
+            "Hello", -0.25, {"Hello": -0.25, "Hi": -2.0}, bytes=b"Hello" if chat else None
+        ),
+        TokenLogprob(
+            " world", -0.5, {" world": -0.5, "Hi": -2.0}, bytes=b" world" if chat else None
+        ),
     ]
     assert record.usage == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     assert record.served_by == "fake-pool-a"

@@ -1,5 +1,6 @@
-"""Hypothesis strategies for hostile replies: OpenAI-shaped bodies with hostile leaves, raw bytes,
-odd headers, status codes and framings, as `tests.support.hostile_server.Reply` values."""
+"""Hypothesis strategies for hostile replies: OpenAI- and Anthropic-shaped bodies with hostile
+leaves, raw bytes, odd headers, status codes and framings, as `tests.support.hostile_server.Reply`
+values."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.support.hostile_server import ESCAPE_TEXT, Reply
 
-FLAVOURS = ("openai-completions", "openai-chat")
+OPENAI_FLAVOURS = ("openai-completions", "openai-chat")
+FLAVOURS = (*OPENAI_FLAVOURS, "anthropic-messages")
 #: Generated replies per hostile endpoint and round: one per request of the fuzz suite.
 REPLIES = 11
 
@@ -163,6 +165,46 @@ def openai_body(draw: st.DrawFn, chat: bool) -> Any:
     )
 
 
+@st.composite
+def anthropic_body(draw: st.DrawFn) -> Any:
+    """A Messages API body (or error body), every field possibly hostile, missing or mistyped."""
+    text_block = st.fixed_dictionaries({"type": st.just("text"), "text": maybe(text_leaf, 8)})
+    other_block = st.fixed_dictionaries(
+        {"type": maybe(st.sampled_from(["tool_use", "thinking", "text"]), 4)},
+        optional={"id": text_leaf, "input": any_json, "text": any_json},
+    )
+    usage = st.dictionaries(
+        st.sampled_from(["input_tokens", "output_tokens", "cache_read_input_tokens", "x"]),
+        number_leaf | any_json,
+        max_size=3,
+    )
+    error = st.fixed_dictionaries({"type": maybe(text_leaf, 3), "message": maybe(text_leaf, 3)})
+    return draw(
+        st.fixed_dictionaries(
+            {
+                "type": maybe(st.sampled_from(["message"] * 4 + ["error"]), 6),
+                "content": maybe(st.lists(maybe(text_block | other_block, 8), max_size=3), 8),
+            },
+            optional={
+                "stop_reason": maybe(
+                    st.sampled_from(["end_turn", "max_tokens", "stop_sequence", "tool_use", None]),
+                    3,
+                ),
+                "usage": usage,
+                "error": maybe(error, 3),
+                "model": any_json,
+            },
+        )
+    )
+
+
+def shaped_body(flavour: str) -> st.SearchStrategy[Any]:
+    """A body of `flavour`'s wire format."""
+    if flavour == "anthropic-messages":
+        return anthropic_body()
+    return openai_body(flavour == "openai-chat")
+
+
 def encode(value: Any, *, ascii_only: bool) -> bytes:
     """JSON bytes of `value`, `Raw` fragments spliced in; NaN/Infinity written as literals.
 
@@ -211,12 +253,12 @@ _HEADER_NAMES = st.sampled_from(
 )
 _STATUS = st.one_of(
     *[st.just(200)] * 6,
-    st.sampled_from([201, 204, 299, 301, 304, 400, 401, 404, 418, 429, 500, 502, 503, 599]),
+    st.sampled_from([201, 204, 299, 301, 304, 400, 401, 404, 418, 429, 500, 502, 503, 529, 599]),
 )
 
 
 @st.composite
-def hostile_reply(draw: st.DrawFn, chat: bool) -> Reply:
+def hostile_reply(draw: st.DrawFn, flavour: str) -> Reply:
     """One reply: mostly a flavour-shaped body, sometimes any JSON, bytes, or a broken one."""
     kind = draw(st.sampled_from(["shaped"] * 6 + ["other-flavour", "any", "bytes", "cut"]))
     if kind == "bytes":
@@ -225,7 +267,8 @@ def hostile_reply(draw: st.DrawFn, chat: bool) -> Reply:
         if kind == "any":
             value = draw(any_json)
         else:
-            value = draw(openai_body(chat if kind != "other-flavour" else not chat))
+            other = draw(st.sampled_from([f for f in FLAVOURS if f != flavour]))
+            value = draw(shaped_body(flavour if kind != "other-flavour" else other))
         body = encode(value, ascii_only=draw(st.booleans()))
         if kind == "cut":
             body = body[: draw(st.integers(0, max(0, len(body) - 1)))]
@@ -249,8 +292,7 @@ class EndpointPlan:
 @st.composite
 def endpoint_plan(draw: st.DrawFn) -> EndpointPlan:
     flavour = draw(st.sampled_from(FLAVOURS))
-    chat = flavour == "openai-chat"
-    replies = draw(st.lists(hostile_reply(chat), min_size=REPLIES, max_size=REPLIES))
+    replies = draw(st.lists(hostile_reply(flavour), min_size=REPLIES, max_size=REPLIES))
     return EndpointPlan(flavour, tuple(replies))
 
 

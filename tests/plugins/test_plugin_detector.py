@@ -69,6 +69,8 @@ def test_the_plugin_declares_its_policy_and_probe_kind(seen: dict[str, Any]) -> 
         "kind": "rate",
         "direction": "higher_is_worse",
         "margin": 0.01,
+        "relative_margin": 0.0,
+        "reason": "",
         "critical": False,
     }
     assert seen["scored"] == 2000  # probes of its own kind `shout` loaded and were scored

@@ -86,8 +86,8 @@ def test_scoring_against_a_cached_null_logprob_does_not_raise(sqlite_url: str) -
             )
         ],
     )
-    fingerprint = shared_reference_model(None).fingerprint
-    put_row(store.engine, fingerprint, probe.rendered_for("openai-chat"), NULL_TOKENS)
+    model = shared_reference_model(None)
+    put_row(store.engine, model.fingerprint, model.render(probe, "openai-chat"), NULL_TOKENS)
 
     report = score_stored(store, ResultFilter(run_ids=(run_id,)))
     assert report.scored.get("top1_agreement") == 1

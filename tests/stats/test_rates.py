@@ -8,7 +8,9 @@ import pytest
 from canary.stats import DEFAULT_POLICIES, MetricPolicy, compare_rates, decide, mde_rate
 from tests.stats.conftest import ALPHA, SEEDS, fp_ceiling, power_floor
 
-SCRIPT = DEFAULT_POLICIES["unexpected_script"]
+#: The rate test's own policy (a tight margin, so these tests are about the test, not about the
+#: shipped margin, which is sized for the gate's probe budget).
+SCRIPT = DEFAULT_POLICIES["unexpected_script"].model_copy(update={"margin": 0.001})
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,13 @@ def expected(record: ResultRecord) -> dict[str, Any]:
         "tokens": None
         if record.tokens is None
         else [
-            {"token": t.token, "logprob": t.logprob, "top": t.top, "token_id": t.token_id}
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "top": t.top,
+                "token_id": t.token_id,
+                "bytes": None if t.bytes is None else list(t.bytes),
+            }
             for t in record.tokens
         ],
         "usage": record.usage,

@@ -6,9 +6,10 @@ would send: invalid UTF-8, lone surrogates encoded as bytes in a header, bad hea
 status codes, a body shorter than its Content-Length, or no framing at all.
 
 Each endpoint gets its own base URL, ``http://127.0.0.1:PORT/e/NAME/v1``; requests under it (to
-``/completions`` or ``/chat/completions``) are answered from the replies scripted for NAME, in
-turn (request i gets ``replies[i % len(replies)]``). A reply's body and header values may hold
-``$KEY``, replaced by the bearer token the request carried: a server that echoes the API key.
+``/completions``, ``/chat/completions`` or ``/messages``) are answered from the replies scripted
+for NAME, in turn (request i gets ``replies[i % len(replies)]``). A reply's body and header
+values may hold ``$KEY``, replaced by the key the request carried (bearer token or
+``x-api-key``): a server that echoes the API key.
 
 `SCENARIOS` names the hostile replies of issue 14; `scenario(name, chat=...)` builds one for the
 completions (``chat=False``) or chat wire format.
@@ -131,7 +132,9 @@ class HostileServer:
         with self._lock:
             self.requests.append(SeenRequest(name, path, headers, body))
         reply = self._next_reply(name) or Reply(404, b'{"error": "no such endpoint"}')
-        token = headers.get("authorization", "").removeprefix("Bearer ")
+        token = headers.get("authorization", "").removeprefix("Bearer ") or headers.get(
+            "x-api-key", ""
+        )
         writer.write(_encode(reply, token.encode("latin-1")))
         await writer.drain()
 
