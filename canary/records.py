@@ -59,6 +59,15 @@ def token_key(text: str, raw: bytes | None = None) -> str:
         return "".join(f"<0x{b:02X}>" for b in raw)
 
 
+def whole_characters(raw: bytes) -> bool:
+    """Whether `raw` is whole UTF-8 characters (a token that does not end mid-character)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def ambiguous_token_text(text: str) -> bool:
     """Whether a token's text does not identify it: ``""`` or one holding U+FFFD is what
     servers send for a token that ends mid-character, and many tokens share it."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from canary.cli.main import app
@@ -65,3 +67,24 @@ def test_quick_start_is_two_commands_and_ci_runs_the_same_tests() -> None:
     assert main_job.strip() == "canary demo"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test_command.strip() in [line.strip() for line in ci]
+
+
+FLEET_BLOCKS = [
+    textwrap.dedent(block)
+    for block in re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+    if "endpoints:" in block
+]
+
+
+@pytest.mark.parametrize("block", FLEET_BLOCKS, ids=lambda b: b.split("name:", 1)[-1][:20])
+def test_every_readme_fleet_file_is_valid(block: str) -> None:
+    """A fleet file shown in the README loads with the real validator (keys named only)."""
+    from canary.config.fleet import FleetConfig
+
+    FleetConfig.model_validate(yaml.safe_load(block))
+
+
+def test_readme_shows_a_fleet_file_with_reference_and_shaping() -> None:
+    shown = " ".join(FLEET_BLOCKS)
+    for key in ("reference:", "extra_body:", "drop_params:", "record_headers:", "auth:"):
+        assert key in shown, key

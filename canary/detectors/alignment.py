@@ -19,7 +19,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from canary.records import TokenLogprob, ambiguous_token_text, finite_logprob, token_key
+from canary.records import (
+    TokenLogprob,
+    ambiguous_token_text,
+    finite_logprob,
+    token_key,
+    whole_characters,
+)
 
 #: Logprobs this close (nats) are taken to belong to the same token when its key is ambiguous
 #: (fp32 servers and the reference differ by ~1e-4 on the same token).
@@ -41,7 +47,7 @@ def key_bytes(text: str) -> bytes | None:
     escaped = _ESCAPED.fullmatch(text)
     if escaped:
         raw = bytes(int(h, 16) for h in escaped.group(1).split("\\x")[1:])
-        if text.startswith("bytes:") or not _whole(raw):
+        if text.startswith("bytes:") or not whole_characters(raw):
             return raw
     if ambiguous_token_text(text):
         return None
@@ -51,7 +57,7 @@ def key_bytes(text: str) -> bytes | None:
 def partial_key(key: str) -> bool:
     """Whether a `token_key` names part of a character (byte notation) or nothing at all."""
     raw = key_bytes(key)
-    return raw is None or not _whole(raw)
+    return raw is None or not whole_characters(raw)
 
 
 def own_bytes(token: TokenLogprob) -> bytes | None:
@@ -62,7 +68,9 @@ def own_bytes(token: TokenLogprob) -> bytes | None:
     """
     raw = token.bytes
     if raw and not (
-        ambiguous_token_text(token.token) and _whole(raw) and "\ufffd" in raw.decode("utf-8")
+        ambiguous_token_text(token.token)
+        and whole_characters(raw)
+        and "\ufffd" in raw.decode("utf-8")
     ):
         return raw
     return key_bytes(token.token)
@@ -360,14 +368,6 @@ def _next_known(data: bytes, earliest: int, following: bytes | None) -> int | No
     while at >= 0 and at < len(data) and 0x80 <= data[at] < 0xC0:
         at = data.find(following, at + 1)
     return at if at >= 0 else None
-
-
-def _whole(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _at_boundary(pending: bytes) -> bool:

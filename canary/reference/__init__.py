@@ -15,6 +15,7 @@ from canary.reference._model import (
     fingerprint_dir,
 )
 from canary.reference._runner import ReferenceRunner, greedy_params
+from canary.reference._teacher import continuation_logprobs
 
 __all__ = [
     "ReferenceCache",
@@ -23,6 +24,7 @@ __all__ = [
     "ReferenceRunner",
     "cache_key",
     "canonical_params",
+    "continuation_logprobs",
     "encode_prompt",
     "fingerprint_dir",
     "greedy_params",

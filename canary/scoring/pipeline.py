@@ -113,7 +113,9 @@ def score_stored(
     group_scores: list[ScoreToSave] = score_groups(store, results)
     unjudged = 0
     if judge is not None:
-        group_scores += judge_against_reference(store, judge, results, chat_templates)
+        group_scores += judge_against_reference(
+            store, judge, results, chat_templates, likelihood="likelihood" in names
+        )
     elif detectors is None:
         unjudged = count_unjudged_reference(store, results)
     for s in group_scores:
@@ -135,16 +137,26 @@ def judge_against_reference(
     reference: ReferenceConfig,
     results: ResultFilter | None = None,
     chat_templates: Mapping[str, str] | None = None,
+    *,
+    likelihood: bool = True,
 ) -> list[ScoreToSave]:
     """Score the reference-kind results among ``results`` against ``reference``: a model
-    (`ReferenceScorer`) or a trusted endpoint (`EndpointReferenceScorer`)."""
+    (`ReferenceScorer`) or a trusted endpoint (`EndpointReferenceScorer`). ``likelihood``
+    also scores every output's likelihood under a model reference (`canary.scoring.likelihood`).
+    """
     if reference.endpoint is not None:
         from canary.scoring.endpoint_reference import EndpointReferenceScorer
 
         return EndpointReferenceScorer(store, reference.endpoint).score(results)
     from canary.scoring.reference import ReferenceScorer
 
-    return ReferenceScorer(store, reference, dict(chat_templates or {})).score(results)
+    scorer = ReferenceScorer(store, reference, dict(chat_templates or {}))
+    scores = scorer.score(results)
+    if likelihood:
+        from canary.scoring.likelihood import score_likelihood
+
+        scores += score_likelihood(scorer, results)
+    return scores
 
 
 def count_unjudged_reference(store: Store, results: ResultFilter | None = None) -> int:

@@ -158,14 +158,14 @@ class ReferenceScorer:
         own = self.chat_templates.get(self._names.get(endpoint_id, ""))
         return own if own is not None else self.reference.chat_template
 
-    def _rendered(self, probe: Probe, endpoint_id: int) -> tuple[str, str | None]:
+    def rendered(self, probe: Probe, endpoint_id: int) -> tuple[str, str | None]:
         """The prompt the endpoint's model saw, and the chat template's label (None: none)."""
         flavour = self.flavours.get(endpoint_id, "")
         spec = self._template_spec(endpoint_id)
         label = self.model.template(spec).label if "chat" in flavour else None
         return self.model.render(probe, flavour, spec), label
 
-    def _record_spec(self, name: str, version: str, args: dict[str, Any]) -> str:
+    def record_spec(self, name: str, version: str, args: dict[str, Any]) -> str:
         """The detector's fingerprint, its arguments stored the first time they are seen."""
         key = name + json.dumps(args, sort_keys=True)
         if key not in self._fingerprints:
@@ -177,7 +177,7 @@ class ReferenceScorer:
             self._fingerprints[key] = spec.fingerprint
         return self._fingerprints[key]
 
-    def _args(self, label: str | None, **extra: Any) -> dict[str, Any]:
+    def args(self, label: str | None, **extra: Any) -> dict[str, Any]:
         # fp32 keeps the arguments scores had before, so stored baselines stay comparable: the
         # dtype is in the model fingerprint, and the chat template is added where one other
         # than canary's own transcript (what chat probes were always rendered with) applied.
@@ -203,7 +203,7 @@ class ReferenceScorer:
         labels: dict[int, str | None] = {}
         for r in judged:
             probe = probes.get(r.probe_row_id)
-            prompt, labels[r.result_id] = self._rendered(probe, r.endpoint_id)
+            prompt, labels[r.result_id] = self.rendered(probe, r.endpoint_id)
             keys[r.result_id] = (prompt, probe.params.max_tokens)
         reference = {}
         for max_tokens in sorted({k[1] for k in keys.values()}):
@@ -213,10 +213,10 @@ class ReferenceScorer:
         scores: list[ScoreToSave] = []
         for r in judged:
             ref = reference[keys[r.result_id]]
-            fingerprint = self._record_spec(
+            fingerprint = self.record_spec(
                 "topk",
                 TOPK_VERSION,
-                self._args(labels[r.result_id], min_gap_nats=DEFAULT_MIN_GAP_NATS),
+                self.args(labels[r.result_id], min_gap_nats=DEFAULT_MIN_GAP_NATS),
             )
             agreement = compare_to_reference(
                 tokens_from_json(r.tokens), ref.tokens, r.output_text, ref.text
@@ -241,17 +241,17 @@ class ReferenceScorer:
         if len(firsts) < 2:
             return []
         params = probe.params
-        prompt, label = self._rendered(probe, members[0].endpoint_id)
+        prompt, label = self.rendered(probe, members[0].endpoint_id)
         expected_p = self.model.next_token_distribution(
             prompt, params.temperature, params.top_p, params.top_k
         )
         if any(token == PARTIAL for _, token in firsts):  # bytes unknown: compare the bin
             expected_p = merge_partial(expected_p)
             firsts = [(r, PARTIAL if t.startswith("<0x") else t) for r, t in firsts]
-        fingerprint = self._record_spec(
+        fingerprint = self.record_spec(
             "sampling",
             SAMPLING_VERSION,
-            self._args(label, alpha=SAMPLING_ALPHA, min_expected=MIN_EXPECTED),
+            self.args(label, alpha=SAMPLING_ALPHA, min_expected=MIN_EXPECTED),
         )
         scores: list[ScoreToSave] = []
         for r, token in firsts:

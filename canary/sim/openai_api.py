@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from canary.records import whole_characters
 from canary.sim.engine import GenRequest, GenResult, TokenInfo
 from canary.sim.fleetconfig import TokenEncoding
 
@@ -229,7 +230,7 @@ def _spelled(
     Only a token that ends inside a character is written differently per encoding; every
     other token is its text, and its bytes are that text's.
     """
-    if raw is None or _whole(raw):
+    if raw is None or whole_characters(raw):
         return text, list(text.encode("utf-8"))
     if encoding == "empty":
         return "", []
@@ -272,11 +273,3 @@ def _offsets(tokens: list[str]) -> list[int]:
         offsets.append(at)
         at += len(token)
     return offsets
-
-
-def _whole(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

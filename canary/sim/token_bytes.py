@@ -15,20 +15,11 @@ if TYPE_CHECKING:
 
 @functools.lru_cache(maxsize=1)
 def _unicode_to_byte() -> dict[str, int]:
-    """The inverse of GPT-2's `bytes_to_unicode`: printable stand-in character → byte."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    codes = list(printable)
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, codes, strict=True)}
+    """The inverse of GPT-2's byte↔unicode map (how byte-level BPE vocabularies spell bytes):
+    printable stand-in character → byte."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
 class TokenBytes:

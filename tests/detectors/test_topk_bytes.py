@@ -10,7 +10,7 @@ import pytest
 from canary.detectors.alignment import key_bytes, own_bytes, spell
 from canary.detectors.topk import compare_to_reference, greedy_not_argmax
 from canary.detectors.topk_evidence import divergence_span, token_offset
-from canary.records import TokenLogprob, token_key
+from canary.records import TokenLogprob, token_key, whole_characters
 
 Alternatives = list[tuple[bytes, float]]
 """One position: the chosen token first, then the other alternatives, as (bytes, logprob)."""
@@ -30,14 +30,6 @@ TEXT = b"".join(p[0][0] for p in POSITIONS).decode()
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
-
-
-def _whole(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def reference_style(alts: Alternatives) -> TokenLogprob:
@@ -66,9 +58,9 @@ def replacement_style(alts: Alternatives) -> TokenLogprob:
 
 def empty_style(alts: Alternatives) -> TokenLogprob:
     """vLLM: `""` for a partial token; in the legacy map the last colliding one wins."""
-    written = [(r.decode() if _whole(r) else "", v) for r, v in ranked(alts)]
+    written = [(r.decode() if whole_characters(r) else "", v) for r, v in ranked(alts)]
     return TokenLogprob(
-        "" if not _whole(alts[0][0]) else alts[0][0].decode(), alts[0][1], dict(written)
+        "" if not whole_characters(alts[0][0]) else alts[0][0].decode(), alts[0][1], dict(written)
     )
 
 
@@ -76,7 +68,7 @@ def bytes_legacy_style(alts: Alternatives) -> TokenLogprob:
     """OpenAI completions: `bytes:\\xNN` for a partial token."""
 
     def spell_one(r: bytes) -> str:
-        return r.decode() if _whole(r) else "bytes:" + "".join(f"\\x{b:02x}" for b in r)
+        return r.decode() if whole_characters(r) else "bytes:" + "".join(f"\\x{b:02x}" for b in r)
 
     return TokenLogprob(spell_one(alts[0][0]), alts[0][1], {spell_one(r): v for r, v in alts})
 
@@ -84,7 +76,7 @@ def bytes_legacy_style(alts: Alternatives) -> TokenLogprob:
 def bytes_chat_style(alts: Alternatives) -> TokenLogprob:
     """OpenAI chat: a `bytes` list, which the adapter keys by `token_key`."""
     raw, lp = alts[0]
-    text = raw.decode() if _whole(raw) else "".join(f"\\x{b:02x}" for b in raw)
+    text = raw.decode() if whole_characters(raw) else "".join(f"\\x{b:02x}" for b in raw)
     return TokenLogprob(text, lp, {token_key("?", r): v for r, v in alts}, bytes=raw)
 
 
