@@ -90,6 +90,29 @@ class TokenLogprob:
     byte-level BPE token may end mid-character, where its text is `""` or `"\ufffd"`."""
 
 
+#: Most tool calls read from one reply, and longest `arguments` string kept of each.
+MAX_TOOL_CALLS = 16
+MAX_TOOL_ARGUMENTS = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool call as the endpoint sent it: hostile data, kept as sent and never trusted.
+
+    A field of the wrong type is None and `problem` says what was wrong with the call's shape,
+    so a broken call is a value the `tool_calls` detector judges, never an exception.
+    """
+
+    id: str | None
+    name: str | None
+    arguments: str | None
+    """The arguments string as sent (JSON text, if the endpoint is right), at most
+    `MAX_TOOL_ARGUMENTS` characters."""
+    type: str | None = "function"
+    problem: str | None = None
+    """What was wrong with the call's shape (not an object, arguments not a string…)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
     """Everything canary knows about one probe request. Immutable once the request ends."""
@@ -121,6 +144,9 @@ class ResultRecord:
     dropped_logprobs: int = 0
     """Logprobs the endpoint sent that were not finite numbers (NaN, ±Infinity, not a number):
     left out of `tokens`, where such a chosen-token logprob is None (missing)."""
+    tool_calls: tuple[ToolCall, ...] | None = None
+    """The calls of a request that offered tools (empty: it offered them, none came); None
+    when no tools were offered (the wire format cannot, or the probe has none)."""
 
     @property
     def ok(self) -> bool:

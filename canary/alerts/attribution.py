@@ -7,10 +7,15 @@ has the largest likelihood ratio against the baseline rate (the GLR statistic,
 ``n · KL(p̂ ‖ p0)``) is the maximum-likelihood change point among the recorded changes. A later
 unrelated change leaves out flagged outputs and an earlier one dilutes them with healthy ones,
 so both score lower than the change the regression followed.
+
+A change says it rolls another back in its note (`rollback_of`): ``rollback of CHANGE-ID``,
+``rolls back CHANGE-ID`` or ``reverts CHANGE-ID``. A rollback resolves the episode attributed to
+the change it undoes (see `canary.alerts.lifecycle`), never another one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -25,6 +30,16 @@ class _Change(Protocol):
     def at(self) -> datetime: ...
     @property
     def labels(self) -> Mapping[str, str]: ...
+
+
+_ROLLBACK = re.compile(r"\b(?:rollback\s+of|rolls?\s+back|reverts?)\s+([^\s,;]+)", re.I)
+
+
+def rollback_of(note: str) -> str | None:
+    """The change id a change's note says it rolls back, or None (a change has no field for
+    it, so the note carries it: ``rollback of deploy-7``)."""
+    match = _ROLLBACK.search(note)
+    return match.group(1).rstrip(".") if match else None
 
 
 class AttributionReader(Protocol):

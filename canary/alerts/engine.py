@@ -6,6 +6,11 @@ a firing alert records its onset (where the evidence began), the change it is at
 evidence result ids and session impact, and a notification for its group goes to the outbox,
 all in the one write transaction that updates the monitors.
 
+A recorded change that touches a firing monitor's cohort is handed to `step` with the round
+that follows it (changes since the monitor's previous round): the lifecycle may open an
+escalation, an alert of its own attributed to that change, so a second fault on a firing
+cohort is not masked by the first; a rollback resolves the episode of the change it undoes.
+
 A run is evaluated once: its ``evaluated_at`` is set in that same transaction, so two daemons,
 or a crash and a retry, never count a round twice.
 """
@@ -17,14 +22,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from canary.alerts.attribution import attribute_change
+from canary.alerts.attribution import attribute_change, change_touches, rollback_of
 from canary.alerts.lifecycle import (
+    ChangeEvent,
     Clear,
+    Escalate,
     Fire,
     MonitorState,
     OpenAlert,
     Pending,
     Resolve,
+    ResolveEpisode,
+    TallyEpisode,
     Transition,
     UpdateEvidence,
     step,
@@ -78,10 +87,8 @@ def evaluate_run(
         labels_of = tx.cohort_labels([c for c, _ in counts])
         for (cohort_id, metric), (k, n) in sorted(counts.items()):
             monitor = _Monitor(tx, settings, cohort_id, labels_of[cohort_id], metric, now)
-            transition = monitor.run(k, n, at, run_id)
+            report.transitions += monitor.run(k, n, at, run_id)
             report.monitors += monitor.active
-            if transition is not None:
-                report.transitions.append(transition)
         if report.transitions:
             report.notifications = notify_groups(tx, report.transitions, settings.sink_names, now)
     return report
@@ -108,7 +115,7 @@ class _Monitor:
         self.now = now
         self.active = 0
 
-    def run(self, k: int, n: int, at: datetime, run_id: int) -> Transition | None:
+    def run(self, k: int, n: int, at: datetime, run_id: int) -> list[Transition]:
         record = self.tx.lock_monitor(self.fingerprint, self.labels, self.metric, self.now)
         tally = record.alert
         stored = "detector" in record.state
@@ -121,13 +128,15 @@ class _Monitor:
             alert_k=tally.k if tally else 0,
             alert_n=tally.n if tally else 0,
             evidence=len(tally.evidence_ids) if tally else 0,
+            alert_change=tally.change_id if tally else None,
         )
         if state is None:
-            return None  # the baseline has no data on this metric: nothing to test against
+            return []  # the baseline has no data on this metric: nothing to test against
         self.active = 1
-        new, actions = step(state, k, n, at, self.settings.rules_for(self.metric))
+        changes = self._changes_since(record.state.get("last_at"), at) if tally else []
+        new, actions = step(state, k, n, at, self.settings.rules_for(self.metric), changes)
         alert_id = state.alert_id
-        transition: Transition | None = None
+        transitions: list[Transition] = []
         for action in actions:
             match action:
                 case OpenAlert():
@@ -137,31 +146,71 @@ class _Monitor:
                     self.tx.update_pending(alert_id, k_seg, n_seg, score, self.now)
                 case Fire():
                     assert alert_id is not None
-                    transition = self._fire(alert_id, action)
+                    transitions.append(self._fire(alert_id, action))
                 case UpdateEvidence():
                     assert alert_id is not None and tally is not None
                     self._update_evidence(alert_id, tally, action, run_id)
                 case Resolve():
                     assert alert_id is not None
-                    detail = {
+                    resolved: dict[str, Any] = {
                         "recovery_nats": action.recovery_nats,
                         "recovery_rounds": action.recovery_rounds,
                     }
-                    change_id = self.tx.close_alert(alert_id, detail, self.now)
-                    transition = self._transition(alert_id, "firing", "resolved", change_id)
+                    change_id = self.tx.close_alert(alert_id, resolved, self.now)
+                    transitions.append(self._transition(alert_id, "firing", "resolved", change_id))
                 case Clear():
                     assert alert_id is not None
                     self.tx.close_alert(alert_id, {"cleared_without_firing": True}, self.now)
-        if new.status != "ok":
+                case Escalate():
+                    escalation = self._escalate(action)
+                    new = replace(
+                        new,
+                        episodes=tuple(
+                            replace(e, alert_id=escalation) if e.alert_id is None else e
+                            for e in new.episodes
+                        ),
+                    )
+                    transitions.append(
+                        self._transition(escalation, "ok", "firing", action.change_id)
+                    )
+                case TallyEpisode(alert_id=episode, k=k_ep, n=n_ep):
+                    self.tx.count_alert(episode, k_ep, n_ep, self.now)
+                case ResolveEpisode():
+                    detail: dict[str, Any] = {
+                        "recovery_nats": action.recovery_nats,
+                        "recovery_rounds": action.recovery_rounds,
+                        "resolved_by": action.reason,
+                    }
+                    change_id = self.tx.close_alert(action.alert_id, detail, self.now)
+                    transitions.append(
+                        self._transition(action.alert_id, "firing", "resolved", change_id)
+                    )
+        if new.status != "ok" and new.alert_id is None:
             new = replace(new, alert_id=alert_id)
         # Keys this version does not know stay as they were.
-        saved = {**record.state, **new.to_stored()}
-        if new.recovery is None:
-            saved.pop("recovery", None)
+        saved = {**record.state, **new.to_stored(), "last_at": at.isoformat()}
+        for key, present in (
+            ("recovery", new.recovery),
+            ("watch", new.watch),
+            ("episodes", new.episodes),
+        ):
+            if not present:
+                saved.pop(key, None)
         self.tx.save_monitor(
             record.id, status=new.status, state=saved, alert_id=new.alert_id, now=self.now
         )
-        return transition
+        return transitions
+
+    def _changes_since(self, last_at: str | None, at: datetime) -> list[ChangeEvent]:
+        """Recorded changes touching the cohort since the monitor's previous round."""
+        if last_at is None:
+            return []
+        since = datetime.fromisoformat(last_at)
+        return [
+            ChangeEvent(c.change_id, c.at, rollback_of(c.note))
+            for c in self.tx.changes_between(since, at)
+            if c.at > since and change_touches(c.labels, self.labels)
+        ]
 
     def _open(self, action: OpenAlert) -> int:
         from canary.store.alerts import NewAlert
@@ -201,15 +250,7 @@ class _Monitor:
         if attributed is not None:
             change_id, change_at = attributed
             since = min(onset, change_at)
-        evidence = self.tx.flagged_result_ids(
-            self.cohort_id, self.metric, since=since, limit=self.settings.evidence_limit
-        )
-        impacts = self.tx.impact(
-            ResultFilter(labels=self.labels, since=since), [self.metric], ("endpoint",)
-        )
-        impact = (
-            {k: v for k, v in impacts[0].to_dict().items() if k != "labels"} if impacts else None
-        )
+        evidence, impact = self._evidence(since)
         fired = FiredAlert(
             onset_at=onset,
             change_id=change_id,
@@ -230,6 +271,64 @@ class _Monitor:
         )
         self.tx.fire_alert(alert_id, fired, self.now)
         return self._transition(alert_id, fire.before, "firing", change_id)
+
+    def _evidence(self, since: datetime) -> tuple[list[int], dict[str, Any] | None]:
+        """The flagged results since ``since`` (newest first) and their session impact."""
+        evidence = self.tx.flagged_result_ids(
+            self.cohort_id, self.metric, since=since, limit=self.settings.evidence_limit
+        )
+        impacts = self.tx.impact(
+            ResultFilter(labels=self.labels, since=since), [self.metric], ("endpoint",)
+        )
+        impact = (
+            {k: v for k, v in impacts[0].to_dict().items() if k != "labels"} if impacts else None
+        )
+        return evidence, impact
+
+    def _escalate(self, action: Escalate) -> int:
+        """Open and fire the escalation: its own alert, attributed to the change, its evidence
+        and impact counted from the change; its baseline is the rate already explained."""
+        from canary.store.alerts import FiredAlert, NewAlert
+
+        onset = action.onset or action.change_at
+        alert_id = self.tx.open_alert(
+            NewAlert(
+                fingerprint=self.fingerprint,
+                labels=self.labels,
+                metric=self.metric,
+                onset_at=onset,
+                baseline_rate=action.level,
+                margin=action.margin,
+                k=action.k,
+                n=action.n,
+                score=action.score,
+            ),
+            self.now,
+        )
+        since = min(onset, action.change_at)
+        evidence, impact = self._evidence(since)
+        fired = FiredAlert(
+            onset_at=onset,
+            change_id=action.change_id,
+            baseline_rate=action.level,
+            margin=action.margin,
+            k=action.k,
+            n=action.n,
+            score=action.score,
+            evidence_ids=evidence,
+            impact=impact,
+            detail={
+                "baseline": self.settings.baseline_name,
+                "escalation_of": action.parent,
+                "cohort_baseline_rate": action.baseline_rate,
+                "threshold_nats": action.threshold,
+                "alternative_rate": action.alternative,
+                "arl_rounds": self.settings.arl_rounds,
+                "rounds": action.rounds,
+            },
+        )
+        self.tx.fire_alert(alert_id, fired, self.now)
+        return alert_id
 
     def _update_evidence(
         self, alert_id: int, tally: AlertTally, action: UpdateEvidence, run_id: int

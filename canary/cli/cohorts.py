@@ -34,9 +34,11 @@ def cohorts(
     """
     from canary.compare.suites import check_known
     from canary.config.selection import parse_label_filters
+    from canary.stats.summaries import summary_spec
     from canary.store import open_store
     from canary.store.alert_values import cohort_text
     from canary.store.cohorts import cohort_health
+    from canary.store.rollups import rollup_spec
     from canary.timespec import parse_time
 
     start = parse_time(since or DEFAULT_WINDOW)
@@ -44,7 +46,11 @@ def cohorts(
     suites = suite_list(suite)
     check_known(store, suites)
     found = cohort_health(
-        store, since=start, labels=parse_label_filters(select or []), suites=suites
+        store,
+        since=start,
+        labels=parse_label_filters(select or []),
+        suites=suites,
+        spec=rollup_spec(summary_spec()),
     )
     if json:
         print_json(

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from canary.cli.options import JsonOption
+from canary.cli.options import JsonOption, ReferenceOption
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from canary.detectors.triage import Verdict
+    from canary.reference import ReferenceModel
 
 
 def detect(
@@ -33,10 +36,13 @@ def detect(
             "(repeatable), besides the generic shapes.",
         ),
     ] = None,
+    reference: ReferenceOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Say for each output whether a detector flags it, why, and where in the text.
 
+    With a reference model (--reference, else $CANARY_REFERENCE_MODEL), its tokenizer's special
+    tokens are flagged too, and rows with a `prompt` are judged by the reference likelihood.
     Nothing is stored. Exits 0 whether or not outputs are flagged (read `flagged`); a row that
     is not a JSON object with a string `text`, or whose kind or expect no detector can use,
     exits 3 naming its line.
@@ -45,11 +51,35 @@ def detect(
 
     name = "stdin" if str(file) == "-" else str(file)
     rows = parse_rows(_lines(file, name), name)
-    verdicts = detect_rows(rows, tuple(special_token or ()), source=name)
+    tokens = tuple(special_token or ())
+    logprobs = None
+    model = _reference_model(reference)
+    if model is not None:
+        from canary.detectors.special_tokens import tokenizer_special_tokens
+        from canary.reference import continuation_logprobs
+
+        tokens = tuple(dict.fromkeys((*tokens, *tokenizer_special_tokens(model.tokenizer))))
+
+        def logprobs(pairs: Sequence[tuple[str, str]]) -> list[list[float | None]]:
+            return continuation_logprobs(model, pairs)
+
+    verdicts = detect_rows(rows, tokens, source=name, logprobs=logprobs)
     if json_out:
         _print_json_lines(verdicts)
     else:
         _print_lines(verdicts)
+
+
+def _reference_model(cli: str | None) -> ReferenceModel | None:
+    """The local reference model named by --reference or the environment; None without one."""
+    from canary.config.reference import resolve_reference
+
+    judge = resolve_reference(cli)
+    if judge is None or judge.model is None:
+        return None
+    from canary.scoring.reference import shared_reference_model
+
+    return shared_reference_model(judge.model, judge.device, judge.dtype)
 
 
 def _lines(file: Path, name: str) -> list[str]:

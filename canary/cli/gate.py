@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,7 +11,6 @@ from canary.cli.output import console, err_console, print_json
 
 if TYPE_CHECKING:
     from canary.compare.sequential_gate import GateDecision
-    from canary.config import FleetConfig
 
 
 def gate(
@@ -43,34 +41,22 @@ def gate(
     json: JsonOption = False,
 ) -> None:
     """Send SUITE to the selected endpoints round after round, storing everything, and stop as
-    soon as every metric is decided by an anytime-valid test, or at the budget.
+    soon as every critical metric (marked *) is decided by an anytime-valid test, or at the
+    budget. A regression of any metric fails the gate; the others do not hold it.
 
-    Exit 0 pass, 1 regression, 2 inconclusive (budget spent with a critical metric undecided),
-    3 bad arguments, 4 database problems or a --before that selects nothing.
+    Exit 0 pass, 1 regression, 2 inconclusive (budget spent with a critical metric undecided,
+    or a critical metric without before data), 3 bad arguments, 4 database problems or a
+    --before that selects nothing.
     """
+    from canary.cli.fleet_setup import probing_setup
     from canary.compare.sequential_run import gate_rounds
-    from canary.config import load_fleet
-    from canary.config.judged import with_resolved_reference
-    from canary.config.selection import select_endpoints
     from canary.pipeline import run_and_judge
     from canary.probes import load_suite
     from canary.stats import DEFAULT_POLICIES
-    from canary.store import open_store
 
     loaded_suite = load_suite(suite)
-    context: AbstractContextManager[FleetConfig]
-    fleet_dir = None
-    if sim:
-        from canary.sim.embedded import embedded_fleet
-
-        context = embedded_fleet()
-    else:
-        context = nullcontext(load_fleet(fleet))
-        fleet_dir = fleet.resolve().parent
-    with context as loaded:
-        fleet_config = with_resolved_reference(loaded, None, fleet_dir=fleet_dir)
-        targets = select_endpoints(fleet_config, (), select or ())
-        store = open_store(db, config_url=fleet_config.database_url)
+    with probing_setup(fleet, sim=sim, select=select or (), db=db) as setup:
+        fleet_config, targets, store = setup.fleet, setup.targets, setup.store
 
         def run_round() -> int:
             judged = run_and_judge(store, fleet_config, loaded_suite, targets, trigger="gate")
@@ -115,7 +101,7 @@ def render(decision: GateDecision, notes: list[str]) -> None:
                 v.cohort,
                 v.metric + (" *" if v.critical else ""),
                 v.verdict,
-                f"{v.effect:+.4g}",
+                f"{0.0 if abs(v.effect) < 1e-12 else v.effect:+.4g}",
                 f"{v.margin:.4g}",
                 v.method,
                 f"{v.e_regression:.3g} / {v.e_pass:.3g}",

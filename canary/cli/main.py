@@ -172,6 +172,7 @@ def _register() -> None:
         detect,
         doctor,
         gate,
+        identity,
         init,
         prune,
         replay,
@@ -180,6 +181,7 @@ def _register() -> None:
         runs,
         score,
         sim,
+        suite,
     )
 
     app.command("init")(init.init)
@@ -202,6 +204,8 @@ def _register() -> None:
     app.add_typer(baseline.app, name="baseline", help="Capture, list, export and import baselines.")
     app.add_typer(change.app, name="change", help="Record and list deploys and config changes.")
     app.add_typer(sim.app, name="sim", help="The simulated serving fleet and its tiny model.")
+    app.command("identity")(identity.identity)
+    app.add_typer(suite.app, name="suite", help="Generate probe suites from the reference model.")
 
 
 _register()

@@ -18,7 +18,8 @@ def replay(
     scenario: Annotated[
         str,
         typer.Argument(
-            help="A shipped scenario (postmortem, postmortem-short, demo) or a scenario YAML file."
+            help="A shipped scenario (postmortem, postmortem-short, demo, aa, two-faults, "
+            "small-fault) or a scenario YAML file."
         ),
     ] = "postmortem",
     db: DbOption = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -64,27 +63,15 @@ def run(
     Exit code 0 when the round completed (error responses are stored as results), 5 when some
     endpoint answered no request at all, 3 for bad config, 4 for database problems.
     """
-    from canary.config import load_fleet
-    from canary.config.judged import with_resolved_reference
-    from canary.config.selection import select_endpoints
+    from canary.cli.fleet_setup import probing_setup
     from canary.pipeline import run_and_judge
     from canary.probes import load_suite
-    from canary.store import open_store
 
     loaded_suite = load_suite(suite)
-    context: AbstractContextManager[FleetConfig]
-    fleet_dir = None
-    if sim:
-        from canary.sim.embedded import embedded_fleet
-
-        context = embedded_fleet()
-    else:
-        context = nullcontext(load_fleet(fleet))
-        fleet_dir = fleet.resolve().parent
-    with context as loaded:
-        fleet_config = with_resolved_reference(loaded, reference, fleet_dir=fleet_dir)
-        targets = select_endpoints(fleet_config, endpoint or (), select or ())
-        store = open_store(db, config_url=fleet_config.database_url)
+    with probing_setup(
+        fleet, sim=sim, reference=reference, endpoints=endpoint or (), select=select or (), db=db
+    ) as setup:
+        fleet_config, targets, store = setup.fleet, setup.targets, setup.store
         if concurrency is not None:
             _notice_capped(fleet_config, targets, concurrency)
         if not json:

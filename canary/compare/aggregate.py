@@ -138,19 +138,24 @@ def aggregate(
     policies: Mapping[str, MetricPolicy],
     *,
     detail: bool = False,
+    rollups: bool = True,
 ) -> Aggregate:
     """Summarise the results ``filt`` selects, per cohort (``by`` labels) and metric.
 
     Every metric of ``policies`` is aggregated (and `ERROR_RATE`, which counts the results),
     by its kind's aggregation. With ``detail`` (baselines), also per probe: rate counts, and the
     most common output of greedy fixed/topk probes (what a healthy fleet answered).
+    ``rollups`` reads finished runs' rollups where they hold the answer (off: every number
+    from the raw rows; the answer is the same).
     """
+    from canary.stats.summaries import summary_spec
     from canary.store.aggregates import SCORES, selection
+    from canary.store.rollups import rollup_spec
 
     by = tuple(by)
     out = Aggregate(by=by, description=filt.describe(), suites=tuple(filt.suites))
     plan = _plan(policies)
-    with selection(store, filt) as sel:
+    with selection(store, filt, rollup_spec(summary_spec()) if rollups else None) as sel:
         key_of: dict[int, str] = {}
         for cohort_id, labels in sel.cohorts:
             key = cohort_key(labels, by)
@@ -189,7 +194,8 @@ Plan = dict[tuple[str, str], tuple[StatTest, list[Any]]]
 def _plan(policies: Mapping[str, MetricPolicy]) -> Plan:
     """The metrics to aggregate grouped by (aggregation, kind), with what the store needs."""
     from canary.detectors import declared_metrics
-    from canary.store.aggregates import SCORES, Bins, MetricQuery
+    from canary.store.aggregates import SCORES, MetricQuery
+    from canary.store.binning import Bins
 
     declared = declared_metrics()
     wanted = dict(policies)

@@ -12,8 +12,10 @@ Each cohort × metric carries two anytime-valid tests (`canary.stats.anytime`):
 A decided metric is frozen (its e-processes stopped there, which keeps them valid). The design is
 chosen at a metric's first look and kept: *paired* (matched per-probe differences) when the
 pairing exists for at least half the budget, else *unpaired* (the before side as a fixed
-sample), and the verdict names it. The gate stops when nothing is left undecided, on the
-first regression, or at the budget.
+sample), and the verdict names it. The gate stops on the first regression, when every
+critical metric is decided, or at the budget. Non-critical metrics are tested at every look
+until then and a regression of one fails the gate, but the gate does not wait for them: what
+they have not decided by the stop is reported as inconclusive and does not hold the deploy.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ Key = tuple[str, str]
 """(cohort, metric)."""
 Design = Literal["paired", "unpaired"]
 SeqVerdict = Literal["pass", "regression", "inconclusive"]
-Stop = Literal["decided", "regression", "budget", "exhausted"]
+Stop = Literal["decided", "regression", "budget", "exhausted", "undecidable"]
+"""Why the gate stopped; ``undecidable``: a critical metric has no data on the before side, which
+does not grow, so no budget can decide it."""
 
 
 @dataclass(frozen=True)
@@ -217,11 +221,25 @@ class SequentialGate:
         return "pass"
 
     def done(self) -> bool:
-        verdicts = self.latest.values()
+        """A regression anywhere, or every critical metric decided (every metric, when none is
+        critical): the gate's status cannot change by waiting for a non-critical metric. Also
+        when a critical metric has no before data: waiting cannot decide it."""
+        verdicts = list(self.latest.values())
+        deciding = [v for v in verdicts if v.critical] or verdicts
         return bool(verdicts) and (
-            all(v.verdict != "inconclusive" for v in verdicts)
+            all(v.verdict != "inconclusive" for v in deciding)
             or any(v.verdict == "regression" for v in verdicts)
+            or self._undecidable()
         )
+
+    def stop_reason(self) -> Stop:
+        """Why a `done` gate stopped."""
+        if self.status() == "regression":
+            return "regression"
+        return "undecidable" if self._undecidable() else "decided"
+
+    def _undecidable(self) -> bool:
+        return any(v.critical and v.n_before == 0 for v in self.latest.values())
 
 
 def _with(v: SequentialVerdict, verdict: SeqVerdict, probes: int) -> SequentialVerdict:
@@ -258,7 +276,7 @@ def run_sequential_gate(
         rounds += 1
         gate.look(evidence, probes)
         if gate.done():
-            stop = "regression" if gate.status() == "regression" else "decided"
+            stop = gate.stop_reason()
             break
         if probes >= max_probes or (max_seconds is not None and clock() - start >= max_seconds):
             break

@@ -59,20 +59,43 @@ def evidence(
     pairs: Mapping[Key, Sample] | None = None,
 ) -> tuple[dict[Key, MetricEvidence], list[str]]:
     """Every shared cohort × metric as the sequential gate's evidence, and notes for the
-    metrics it cannot take (they are left to `canary compare`)."""
+    metrics it cannot take (they are left to `canary compare`).
+
+    Cohorts the after side never probed (not selected) are not part of the gate. A critical
+    metric with data on one side only is handed over with an empty side, so it stays
+    undecided and the gate cannot pass without it; a non-critical one is a note.
+    `NotComparable` when a metric was scored by different detector versions on the two sides.
+    """
+    from canary.compare.gate import NotComparable
+
     out: dict[Key, MetricEvidence] = {}
     notes: list[str] = []
     for name, b_key, a_key in pair_cohorts(before, after):
         b, a = before.cohorts[b_key], after.cohorts[a_key]
+        if not a.metrics:
+            continue
         for metric in sorted(set(b.metrics) | set(a.metrics)):
             policy = policies.get(metric)
             if policy is None:
                 continue
             if metric not in b.metrics or metric not in a.metrics:
-                notes.append(
-                    f"{name}/{metric}: no data {'before' if metric in a.metrics else 'after'}"
-                )
+                present = b.metrics.get(metric) or a.metrics[metric]
+                side = "before" if metric in a.metrics else "after"
+                unit = _unit(present)
+                if policy.critical and unit is not None:
+                    empty = Sample.of([], [])
+                    one, scale = unit[0], unit[1]
+                    pair = (one, empty) if side == "after" else (empty, one)
+                    out[(name, metric)] = MetricEvidence(policy, *pair, None, scale)
+                notes.append(f"{name}/{metric}: no data {side}")
                 continue
+            fb, fa = b.metrics[metric].fingerprints, a.metrics[metric].fingerprints
+            if (fb and fa and fb != fa) or len(fa) > 1:
+                raise NotComparable(
+                    f"cohort {name}: {metric} was scored by detector version "
+                    f"{','.join(sorted(fb))} before and {','.join(sorted(fa))} after; "
+                    "re-score both sides with `canary score --since …`"
+                )
             ub, ua = _unit(b.metrics[metric]), _unit(a.metrics[metric])
             if ub is None or ua is None or ub[2] != ua[2]:
                 notes.append(f"{name}/{metric}: not tested sequentially ({policy.kind})")
@@ -196,7 +219,7 @@ def gate_rounds(
         if on_round is not None:
             on_round(len(run_ids), decision)
         if gate.done():
-            stop = "regression" if gate.status() == "regression" else "decided"
+            stop = gate.stop_reason()
             break
         if probes >= max_probes or (max_seconds is not None and clock() - start >= max_seconds):
             break

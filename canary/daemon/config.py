@@ -117,6 +117,19 @@ class HttpConfig(Strict):
     """Environment variable holding the bearer token POST /changes requires, when set."""
 
 
+class AdaptiveConfig(Strict):
+    """Adaptive probing (`canary.daemon.adaptive`): a slot's repeats move from quiet cohorts to
+    cohorts whose monitors are pending, the slot's total unchanged."""
+
+    enabled: bool = False
+    """Off by default: every cohort gets its configured repeats."""
+    max_boost: Annotated[float, Field(gt=1, le=16)] = 4.0
+    """A pending cohort gets at most this many times its repeats; a quiet one keeps at least
+    1/max_boost of its own (and at least one)."""
+    rate_headroom: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Share of an endpoint's `rate_limit_rps` over a slot's period a boosted cohort may use."""
+
+
 class DaemonConfig(Strict):
     """The whole daemon config file."""
 
@@ -161,6 +174,9 @@ class DaemonConfig(Strict):
     catch_up: CatchUp = "none"
     """Slots missed while no daemon was up: `none` (count and log them), `latest` (run the
     newest of each schedule), `all` (run those within `recover_within`); per schedule too."""
+    adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
+    """Adaptive probing: more of a slot's probes to cohorts whose alerts are pending (needs
+    `alerts`)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DaemonConfig:
@@ -179,6 +195,8 @@ class DaemonConfig(Strict):
                         f"schedule {schedule.name!r}: unknown load {load!r} (known: {known})"
                     )
         validate_sink_names(self.sinks)
+        if self.adaptive.enabled and self.alerts is None:
+            raise ValueError("'adaptive' moves probes by alert state; it needs an 'alerts' block")
         for text in (self.lease, self.recover_within, self.retention_every, self.change_poll):
             parse_duration(text)
         return self

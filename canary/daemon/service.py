@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,15 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canary.config.fleet import EndpointConfig, FleetConfig
+from canary.daemon.adaptive_slots import rounds_of
 from canary.daemon.catchup import CatchUpLedger
 from canary.daemon.config import DaemonConfig, LoadShape, ScheduleConfig, check_control_bind
+from canary.daemon.jobs import quietly
 from canary.daemon.outcome import RoundOutcome, SlotOutcome
 from canary.daemon.slots import SlotClaim, SlotLedger, daemon_identity
 from canary.daemon.timing import (
     build_trigger,
     nominal_slot,
     period_of,
-    rounds_per_year,
     slots_between,
 )
 from canary.probes.model import Suite
@@ -142,7 +142,13 @@ class Daemon:
         with self._held_lock:
             self._held[claim.id] = claim
         try:
-            for load in plan.loads:
+            allocated = self._allocation(plan) if self.config.adaptive.enabled else None
+            rounds = [
+                (load, repeat, endpoints)
+                for load in plan.loads
+                for repeat, endpoints in rounds_of(plan.endpoints, load, allocated)
+            ]
+            for load, repeat, endpoints in rounds:
                 if self.stop_flag.is_set():
                     outcome.status = "aborted"
                     break
@@ -150,7 +156,7 @@ class Daemon:
                     self.store,
                     self.fleet,
                     plan.suite,
-                    plan.endpoints,
+                    endpoints,
                     score=self.config.score,
                     alerts=self.alerts,
                     on_stored=record,
@@ -160,7 +166,7 @@ class Daemon:
                     note=f"{claim.schedule} @ {claim.slot_at.isoformat()}",
                     stop_flag=self.stop_flag,
                     handle_signals=False,
-                    repeat=load.repeat,
+                    repeat=repeat,
                     on_start=lambda run_id: self.ledger.attach_run(claim, run_id),
                 )
                 if judged.stored.status != "completed":
@@ -183,6 +189,22 @@ class Daemon:
         if self.on_slot is not None:
             self.on_slot(outcome)
         return outcome
+
+    def _allocation(self, plan: _Plan) -> dict[tuple[str, str], int] | None:
+        """Repeats per (endpoint, load) for a slot of ``plan``, by its monitors' states."""
+        if self.alerts is None:
+            return None
+        from canary.daemon.adaptive_slots import slot_allocation
+
+        return slot_allocation(
+            self.store,
+            self.fleet,
+            self.config.adaptive,
+            period_of(plan.schedule).total_seconds(),
+            len(plan.suite.probes),
+            plan.loads,
+            plan.endpoints,
+        )
 
     # --- housekeeping ---------------------------------------------------------------------
 
@@ -317,7 +339,7 @@ class Daemon:
             housekeeping.append(("retention", self.prune, parse_duration(every).total_seconds()))
         for job_id, func, seconds in housekeeping:
             scheduler.add_job(
-                _quietly(func, job_id),
+                quietly(func, job_id),
                 IntervalTrigger(seconds=seconds, timezone="UTC"),
                 id=job_id,
                 max_instances=1,
@@ -330,7 +352,7 @@ class Daemon:
             self._control = ControlServer(app, self.config.http.host, self.config.http.port).start()
             logger.info("control endpoint on %s", self._control.url)
         self.started_at = utcnow()
-        scheduler.add_job(_quietly(self.catch_up, "catch-up"), id="catch-up")  # once, at start
+        scheduler.add_job(quietly(self.catch_up, "catch-up"), id="catch-up")  # once, at start
         scheduler.start()
         self._scheduler = scheduler
         logger.info("daemon %s started: %d schedules", self.owner, len(self.plans))
@@ -362,33 +384,7 @@ class Daemon:
     def _alert_settings(self) -> AlertSettings | None:
         if self.config.alerts is None:
             return None
-        from canary.alerts.settings import monitored_policies, resolve_settings
+        from canary.daemon.jobs import alert_settings
 
-        metrics = len(monitored_policies(self.config.alerts))
-        updates_per_year = sum(
-            len(p.endpoints) * len(p.loads) * metrics * rounds_per_year(p.schedule)
-            for p in self.plans.values()
-        )
-        # One monitor-update budget for the whole fleet: the union bound over every monitor.
-        return resolve_settings(
-            self.store,
-            self.config.alerts,
-            monitors=1,
-            rounds_per_year=updates_per_year,
-            sink_names=tuple(self.sinks),
-        )
-
-
-def _quietly(func: Callable[[], Any], name: str) -> Callable[[], None]:
-    """A housekeeping job that logs its failure instead of killing the scheduler's job."""
-
-    def job() -> None:
-        started = time.perf_counter()
-        try:
-            func()
-        except Exception:  # e.g. the database is briefly unreachable
-            logger.exception("housekeeping job %s failed", name)
-        else:
-            logger.debug("%s took %.3fs", name, time.perf_counter() - started)
-
-    return job
+        updates = [(len(p.endpoints) * len(p.loads), p.schedule) for p in self.plans.values()]
+        return alert_settings(self.store, self.config.alerts, updates, tuple(self.sinks))

@@ -78,6 +78,9 @@ BUILT_INS = (
     "salad",
     "wordsalad",
     "likelihood",
+    "tool_calls",
+    "prefix_cache",
+    "prompt_echo",
 )
 for _module in BUILT_INS:
     import_module(f"canary.detectors.{_module}")

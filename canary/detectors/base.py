@@ -18,7 +18,7 @@ from canary.detectors.metrics import Metric
 
 if TYPE_CHECKING:
     from canary.probes.model import Probe
-    from canary.records import ResultRecord, TokenLogprob
+    from canary.records import ResultRecord, TokenLogprob, ToolCall
 
 #: Evidence strings (spans, offending lines, outputs) are cut to this many characters.
 EVIDENCE_TEXT_LIMIT = 200
@@ -34,6 +34,8 @@ class ScoringInput:
     tokens: list[TokenLogprob] | None = None
     finish_reason: str | None = None
     """``stop``, ``length``, … when the endpoint said; lets code checks tell cut from broken."""
+    tool_calls: tuple[ToolCall, ...] | None = None
+    """The reply's tool calls when tools were offered (empty: none came); None otherwise."""
 
     @classmethod
     def from_record(cls, probe: Probe, record: ResultRecord) -> ScoringInput:
@@ -44,6 +46,7 @@ class ScoringInput:
             error_kind=record.error_kind,
             tokens=record.tokens,
             finish_reason=record.finish_reason,
+            tool_calls=record.tool_calls,
         )
 
 

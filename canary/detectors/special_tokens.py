@@ -70,6 +70,16 @@ def find_special_tokens(
     return unique
 
 
+def tokenizer_special_tokens(tokenizer: object) -> tuple[str, ...]:
+    """The special tokens of a Hugging Face tokenizer (its named ones and every added token
+    marked special), sorted: what a reference model hands this detector as ``tokens``, so a
+    family's own markup is caught even where no generic shape matches it."""
+    found = {str(t) for t in getattr(tokenizer, "all_special_tokens", None) or ()}
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    found |= {str(t.content) for t in added.values() if getattr(t, "special", False)}
+    return tuple(sorted(t for t in found if t.strip()))
+
+
 @register_detector
 @dataclass(frozen=True)
 class SpecialTokenDetector(Detector):
@@ -91,7 +101,9 @@ class SpecialTokenDetector(Detector):
     )
 
     tokens: tuple[str, ...] = ()
-    """The reference tokenizer's special tokens, matched literally besides the generic shapes."""
+    """Extra special tokens matched literally besides the generic shapes (default none): with a
+    local reference model, its tokenizer's (`tokenizer_special_tokens`). They are arguments, so
+    they are part of the stored detector spec and its fingerprint."""
 
     def measure(self, inp: ScoringInput) -> list[Score]:
         text = inp.output_text or ""

@@ -9,7 +9,7 @@ went through the runner, so they have no endpoint, run or cohort.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,13 +97,27 @@ def parse_rows(lines: Iterable[str], source: str) -> list[tuple[int, DetectRow]]
     return rows
 
 
+Logprobs = Callable[[Sequence[tuple[str, str]]], list[list[float | None]]]
+"""(prompt, output) pairs → the reference's logprob of each output token (teacher forcing)."""
+
+
 def detect_rows(
-    rows: Iterable[tuple[int, DetectRow]], special_tokens: tuple[str, ...] = (), source: str = ""
+    rows: Iterable[tuple[int, DetectRow]],
+    special_tokens: tuple[str, ...] = (),
+    source: str = "",
+    logprobs: Logprobs | None = None,
 ) -> list[Verdict]:
     """The verdict of every row, in order. `ConfigError` names the line of a row whose
-    ``kind`` or ``expect`` no detector can use."""
+    ``kind`` or ``expect`` no detector can use.
+
+    ``logprobs`` (a reference model's, `canary.reference.continuation_logprobs`) also runs the
+    ``likelihood`` detector on every row that has a ``prompt``: the reference NLL needs what the
+    model was asked, and a row without one is not judged by it.
+    """
     from canary.probes.model import Probe
 
+    rows = list(rows)
+    nll_reasons = _likelihood_reasons(rows, logprobs) if logprobs is not None else {}
     detectors = [build_detector(name) for name in result_detector_names()]
     if special_tokens:
         detectors = [
@@ -131,10 +145,29 @@ def detect_rows(
                 raise ConfigError(f"{where}: {exc}") from None
             reasons += [_reason(detector.name, s, row.text, metrics.get(s.metric))
                         for s in scores if s.flagged]  # fmt: skip
+        reasons += nll_reasons.get(number, [])
         label = (row.model_extra or {}).get("broken")
         broken = label if isinstance(label, bool) else None
         verdicts.append(Verdict(row.id or str(number), number, reasons, broken))
     return verdicts
+
+
+def _likelihood_reasons(
+    rows: Sequence[tuple[int, DetectRow]], logprobs: Logprobs
+) -> dict[int, list[Reason]]:
+    """Flagged likelihood metrics by line, for the rows with a prompt and some text."""
+    from canary.detectors.likelihood import ReferenceLikelihood
+
+    detector = ReferenceLikelihood()
+    judged = [(n, r) for n, r in rows if r.prompt and r.text.strip()]
+    values = logprobs([(r.prompt or "", r.text) for _, r in judged]) if judged else []
+    metrics = declared_metrics()
+    out: dict[int, list[Reason]] = {}
+    for (number, row), lps in zip(judged, values, strict=True):
+        scores = detector.score_logprobs(lps)
+        flagged = [s for s in scores if s.flagged]
+        out[number] = [_reason(detector.name, s, row.text, metrics.get(s.metric)) for s in flagged]
+    return out
 
 
 def _reason(detector: str, score: Score, text: str, metric: Metric | None) -> Reason:

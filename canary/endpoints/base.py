@@ -27,7 +27,7 @@ from canary.endpoints.serving import kept_headers, serving_labels
 from canary.endpoints.shaping import auth_headers, merged_headers, shaped_body
 from canary.errors import ConfigError
 from canary.probes.model import Probe
-from canary.records import ResultRecord, TokenLogprob
+from canary.records import ResultRecord, TokenLogprob, ToolCall
 from canary.registry import Registry
 from canary.sanitize import register_secret_envs, scrub_secrets
 
@@ -66,6 +66,8 @@ class ParsedOutput:
     """Logprobs the body held that were not finite numbers, so were left out (see `openai`)."""
     system_fingerprint: str | None = None
     """The backend configuration the reply names, a cohort label of its result (`serving`)."""
+    tool_calls: tuple[ToolCall, ...] | None = None
+    """The reply's tool calls, as sent (see `canary.endpoints.openai`); None when it had none."""
 
 
 @dataclass(slots=True)
@@ -214,6 +216,9 @@ class EndpointClient:
             None,
         )
         fingerprint = parsed.system_fingerprint if parsed else None
+        tool_calls = parsed.tool_calls if parsed else None
+        if parsed is not None and tool_calls is None and "tools" in body:
+            tool_calls = ()  # tools were offered and none came: a fact the detector judges
         return ResultRecord(
             endpoint=self.endpoint.name,
             probe_id=probe.id,
@@ -235,6 +240,7 @@ class EndpointClient:
             tokens=parsed.tokens if parsed else None,
             usage=parsed.usage if parsed else None,
             dropped_logprobs=parsed.dropped_logprobs if parsed else 0,
+            tool_calls=tool_calls,
         )
 
     async def _attempt(self, body: dict[str, Any], session_id: str) -> _Attempt:

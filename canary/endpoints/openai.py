@@ -17,6 +17,14 @@ one key (``""`` without bytes, as some servers send) keep the best logprob under
 detectors treat such ambiguous keys as unknown. Serving metadata (`system_fingerprint`) that
 is not a string is absent: it labels the result, it is not part of the output.
 
+Tools: the chat flavour sends a probe's `tools` and `tool_choice` in OpenAI's shape and reads
+`message.tool_calls` as data, never as a reason to fail: a list that is not a list, an entry
+that is not an object, an id, name or arguments of the wrong type each become a `ToolCall`
+whose `problem` says so (arguments sent as an object are kept as its JSON text, with a
+problem), and the `tool_calls` detector judges them. The completions flavour has no way to
+offer tools, so it sends a tool probe as plain text and its result carries no tool calls;
+the detector leaves such results unscored (not applicable) rather than count a miss.
+
 A new flavour is a small addition in any module (register it under the `canary.endpoints` entry
 point group to ship it as a plugin)::
 
@@ -38,15 +46,24 @@ point group to ship it as a plugin)::
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Iterable
 from typing import Any
 
 from canary.endpoints.base import EndpointClient, MalformedResponse, ParsedOutput, flavours
 from canary.probes.model import Probe
-from canary.records import TokenLogprob, finite_logprob, token_key
+from canary.records import (
+    MAX_TOOL_ARGUMENTS,
+    MAX_TOOL_CALLS,
+    TokenLogprob,
+    ToolCall,
+    finite_logprob,
+    token_key,
+)
 
-__all__ = ["MAX_TOKEN_BYTES", "OpenAIChat", "OpenAICompletions", "token_bytes"]
+__all__ = ["MAX_TOKEN_BYTES", "OpenAIChat", "OpenAICompletions", "token_bytes", "tool_calls"]
 
 #: Longest `bytes` list read for one token; longer ones are treated as absent.
 MAX_TOKEN_BYTES = 256
@@ -142,6 +159,84 @@ def token_bytes(raw: Any) -> bytes | None:
     return bytes(raw)
 
 
+def _tool_body(probe: Probe) -> dict[str, Any]:
+    """`tools` and `tool_choice` in OpenAI's shape, for a probe that offers tools."""
+    if not probe.tools:
+        return {}
+    body: dict[str, Any] = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                },
+            }
+            for t in probe.tools
+        ]
+    }
+    choice = probe.tool_choice
+    if choice in ("auto", "required", "none"):
+        body["tool_choice"] = choice
+    elif choice is not None:
+        body["tool_choice"] = {"type": "function", "function": {"name": choice}}
+    return body
+
+
+def tool_calls(raw: Any) -> tuple[ToolCall, ...] | None:
+    """`message.tool_calls` as values: None when absent, else one `ToolCall` per entry (at
+    most `MAX_TOOL_CALLS`), each wrong shape recorded in its `problem`, never raised."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        return (
+            ToolCall(None, None, None, None, f"tool_calls is JSON {_json_type(raw)}, not an array"),
+        )
+    return tuple(_tool_call(item, i) for i, item in enumerate(raw[:MAX_TOOL_CALLS]))
+
+
+def _tool_call(item: Any, i: int) -> ToolCall:
+    where = f"tool_calls[{i}]"
+    if not isinstance(item, dict):
+        return ToolCall(
+            None, None, None, None, f"{where} is JSON {_json_type(item)}, not an object"
+        )
+    problems = []
+    call_id, kind = item.get("id"), item.get("type")
+    if call_id is not None and not isinstance(call_id, str):
+        problems.append(f"{where}.id is JSON {_json_type(call_id)}, not a string")
+        call_id = None
+    if kind is not None and not isinstance(kind, str):
+        problems.append(f"{where}.type is JSON {_json_type(kind)}, not a string")
+        kind = None
+    function = item.get("function")
+    name: Any = None
+    arguments: Any = None
+    if isinstance(function, dict):
+        name, arguments = function.get("name"), function.get("arguments")
+    else:
+        problems.append(f"{where}.function is JSON {_json_type(function)}, not an object")
+    if name is not None and not isinstance(name, str):
+        problems.append(f"{where}.function.name is JSON {_json_type(name)}, not a string")
+        name = None
+    if isinstance(arguments, dict | list):
+        problems.append(f"{where}.function.arguments is JSON {_json_type(arguments)}, not a string")
+        try:
+            arguments = json.dumps(arguments)
+        except (ValueError, RecursionError):
+            arguments = None
+    elif arguments is not None and not isinstance(arguments, str):
+        problems.append(f"{where}.function.arguments is JSON {_json_type(arguments)}, not a string")
+        arguments = None
+    if isinstance(arguments, str) and len(arguments) > MAX_TOOL_ARGUMENTS:
+        problems.append(
+            f"{where}.function.arguments is longer than {MAX_TOOL_ARGUMENTS} characters"
+        )
+        arguments = arguments[:MAX_TOOL_ARGUMENTS]
+    return ToolCall(call_id, name, arguments, kind, "; ".join(problems) or None)
+
+
 def _token_text(value: Any, where: str) -> str:
     if isinstance(value, str):
         return value
@@ -221,7 +316,11 @@ class OpenAIChat(EndpointClient):
 
     def build_request(self, probe: Probe, session_id: str) -> dict[str, Any]:
         messages = [m.model_dump() for m in probe.as_messages()]
-        body = {"messages": messages, **_common_fields(self, probe, session_id)}
+        body = {
+            "messages": messages,
+            **_common_fields(self, probe, session_id),
+            **_tool_body(probe),
+        }
         if probe.params.logprobs:
             body["logprobs"] = True
             if probe.params.top_logprobs:
@@ -236,7 +335,9 @@ class OpenAIChat(EndpointClient):
         content = message.get("content")
         if content is not None and not isinstance(content, str):
             raise MalformedResponse("choices[0].message.content is not a string")
-        return _parsed(content or "", choice, body, self._tokens(choice.get("logprobs")))
+        parsed = _parsed(content or "", choice, body, self._tokens(choice.get("logprobs")))
+        calls = tool_calls(message.get("tool_calls"))
+        return parsed if calls is None else dataclasses.replace(parsed, tool_calls=calls)
 
     @staticmethod
     def _tokens(logprobs: Any) -> tuple[list[TokenLogprob] | None, int]:

@@ -20,7 +20,7 @@ from canary.probes.model import Suite
 from canary.resources import resource_dir
 
 _DATA_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-_NESTED = ("params", "expect", "messages", "tags")
+_NESTED = ("params", "expect", "messages", "tags", "tools")
 
 
 class SuiteManifest(BaseModel):

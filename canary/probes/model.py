@@ -61,13 +61,44 @@ class Message(_Strict):
     content: str
 
 
+#: Values of `Probe.tool_choice` that are modes, not a function name.
+TOOL_CHOICE_MODES = ("auto", "required", "none")
+#: Probe fields added after suites were versioned: left out of `Suite.version` when unset, so
+#: the versions of suites that do not use them stay what they were.
+_OPTIONAL_FIELDS = ("tools", "tool_choice")
+
+
+class Tool(_Strict):
+    """A function offered to the model (sent as an OpenAI `tools` entry)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    """Function name; not `auto`, `required` or `none` (those are `tool_choice` modes)."""
+    description: str = ""
+    """What the function does, as the model is told."""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    """JSON Schema of the arguments; the `tool_calls` detector validates calls against it."""
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+
 class Probe(_Strict):
     """One fixed request and the data its checks need."""
 
     id: str
     """Unique within the suite; stable across versions so results line up."""
     kind: str = "generic"
-    """What the probe tests: fixed, code, script, entropy, topk, determinism, sampling, routing."""
+    """What the probe tests: fixed, code, script, entropy, topk, determinism, sampling, routing,
+    tool_call (a plugin detector may declare more)."""
     prompt: str | None = None
     """Prompt text for completion endpoints (chat endpoints get it as one user message)."""
     messages: list[Message] | None = None
@@ -82,6 +113,11 @@ class Probe(_Strict):
     """What the checks need: answers, patterns, language, expected scripts…"""
     tags: list[str] = Field(default_factory=list)
     """Free-form tags for selection and reports."""
+    tools: list[Tool] | None = None
+    """Functions offered to the model (chat endpoints only; see the `tool_calls` detector)."""
+    tool_choice: str | None = None
+    """`auto`, `required`, `none`, or the name of the tool that must be called; with tools
+    and none given, the endpoint's default (`auto`)."""
 
     @field_validator("id")
     @classmethod
@@ -104,6 +140,27 @@ class Probe(_Strict):
             raise ValueError("give exactly one of 'prompt' or 'messages'")
         if self.messages is not None and not self.messages:
             raise ValueError("'messages' is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _tools_consistent(self) -> Probe:
+        names = [t.name for t in self.tools or []]
+        if self.tools is not None and not names:
+            raise ValueError("'tools' is empty; leave it out for a probe without tools")
+        if len(set(names)) < len(names):
+            raise ValueError("tool names repeat; each tool needs its own name")
+        clash = sorted(set(names) & set(TOOL_CHOICE_MODES))
+        if clash:
+            raise ValueError(f"tool name {clash[0]!r} is a tool_choice mode; rename the tool")
+        choice = self.tool_choice
+        if choice is not None:
+            if not names:
+                raise ValueError("'tool_choice' needs 'tools'")
+            if choice not in TOOL_CHOICE_MODES and choice not in names:
+                raise ValueError(
+                    f"tool_choice {choice!r} is neither a mode ({', '.join(TOOL_CHOICE_MODES)}) "
+                    "nor the name of a tool"
+                )
         return self
 
     def as_messages(self) -> list[Message]:
@@ -145,7 +202,7 @@ class Suite(_Strict):
     def version(self) -> str:
         """12 hex digits of SHA-256 over the canonical probe content (not the description)."""
         canonical = json.dumps(
-            [p.model_dump(mode="json") for p in self.probes], sort_keys=True, separators=(",", ":")
+            [_canonical(p) for p in self.probes], sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(f"{self.name}\n{canonical}".encode()).hexdigest()[:12]
 
@@ -154,3 +211,12 @@ class Suite(_Strict):
             if probe.id == probe_id:
                 return probe
         raise KeyError(probe_id)
+
+
+def _canonical(probe: Probe) -> dict[str, Any]:
+    """The probe's content as versioned: later optional fields only where they are set."""
+    dumped = probe.model_dump(mode="json")
+    for name in _OPTIONAL_FIELDS:
+        if dumped.get(name) is None:
+            dumped.pop(name, None)
+    return dumped

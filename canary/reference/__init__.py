@@ -8,6 +8,11 @@ only when a model is loaded, so importing this package stays cheap.
 """
 
 from canary.reference._cache import ReferenceCache, cache_key, canonical_params
+from canary.reference._distributions import (
+    log_likelihoods,
+    reference_samples,
+    teacher_positions,
+)
 from canary.reference._model import (
     ReferenceModel,
     ReferenceOutput,
@@ -28,4 +33,7 @@ __all__ = [
     "encode_prompt",
     "fingerprint_dir",
     "greedy_params",
+    "log_likelihoods",
+    "reference_samples",
+    "teacher_positions",
 ]

@@ -49,6 +49,11 @@ class FaultRow:
     that cohort (while this fault alone was the cause)."""
     baseline_rate: float | None = None
     resolved_after_rollback: bool | None = None
+    resolved_ticks: int | None = None
+    """Ticks from the rollback to the last of its alerts resolving."""
+    escalation: bool = False
+    """Detected as an escalation: its own episode on a cohort × metric already firing for an
+    earlier fault (no masking)."""
     other_cohorts: list[str] = field(default_factory=list)
 
     @property
@@ -128,15 +133,17 @@ def _fault_row(
     cohort_ids: dict[str, int],
 ) -> FaultRow:
     row = FaultRow(name, start.step.change, detected=False)
+    # An alert of its own comes first; an escalation of another fault's alert second.
     mine = sorted(
         (a for a in alerts if a.change_id == start.step.change),
-        key=lambda a: a.fired_at or a.pending_at,
+        key=lambda a: (a.detail.get("escalation_of") is not None, a.fired_at or a.pending_at),
     )
     if not mine:
         return row
     first = mine[0]
     assert first.fired_at is not None
     row.detected = True
+    row.escalation = first.detail.get("escalation_of") is not None
     row.cohort, row.metric, row.attributed_to = first.cohort, first.metric, first.change_id
     row.other_cohorts = sorted({f"{a.cohort} {a.metric}" for a in mine[1:]})
     ticks = run.tick_of(first.fired_at) - start.tick + 1
@@ -162,7 +169,39 @@ def _fault_row(
         row.resolved_after_rollback = all(
             a.resolved_at is not None and a.resolved_at >= end.at for a in mine
         )
+        if row.resolved_after_rollback:
+            last = max(run.tick_of(a.resolved_at) for a in mine if a.resolved_at is not None)
+            row.resolved_ticks = last - end.tick
     return row
+
+
+@dataclass
+class DelayRow:
+    """One fault's detection delay without and with adaptive probing (same scenario)."""
+
+    fault: str
+    ticks: int | None
+    sessions: int | None
+    adaptive_ticks: int | None
+    adaptive_sessions: int | None
+
+
+def compare_delays(plain: ReplayReport, adaptive: ReplayReport) -> list[DelayRow]:
+    """Detection delays of the same faults in a replay without and with adaptive probing."""
+    boosted = {f.fault: f for f in adaptive.faults}
+    rows = []
+    for f in plain.faults:
+        other = boosted.get(f.fault)
+        rows.append(
+            DelayRow(
+                f.fault,
+                f.delay_ticks,
+                f.delay_sessions,
+                other.delay_ticks if other else None,
+                other.delay_sessions if other else None,
+            )
+        )
+    return rows
 
 
 def _next_touching(run: ReplayRun, start: AppliedStep, labels: dict[str, str]) -> datetime:

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from canary.replay.analysis import ReplayReport
+from canary.replay.analysis import DelayRow, ReplayReport
 from canary.sanitize import markup_safe, one_line
 
 
@@ -40,7 +40,7 @@ def render_report(report: ReplayReport, console: Console) -> None:
             "-" if f.minimum_sessions is None else f"{f.minimum_sessions:,.0f}",
             "-" if f.ratio is None else f"{f.ratio:.2f}×",
             "-" if f.rate is None else f"{f.rate:.2%} / {f.baseline_rate or 0:.2%}",
-            Text(one_line(f.attributed_to or "-")),
+            Text(one_line(f.attributed_to or "-") + (" (escalation)" if f.escalation else "")),
             {None: "-", True: "yes", False: "no"}[f.resolved_after_rollback],
             style="" if f.met_goals else "red",
         )
@@ -84,7 +84,8 @@ def render_markdown(report: ReplayReport) -> str:
             f"{_n(f.delay_probes)} ({_n(f.delay_sessions)}) | {_n(f.minimum_sessions)}; "
             f"{_n(f.oracle_sessions)} | "
             f"{_r(f.ratio)} | "
-            f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attributed_to or '-'} | "
+            f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attributed_to or '-'}"
+            f"{' (escalation)' if f.escalation else ''} | "
             f"{_yes(f.resolved_after_rollback)} |"
         )
     lines.append("")
@@ -102,6 +103,20 @@ def render_markdown(report: ReplayReport) -> str:
         lines.append(
             f"| {i.phase} | {i.requests} | {i.request_rate:.2%} | {i.sessions} | "
             f"{i.session_rate:.2%} |"
+        )
+    return "\n".join(lines)
+
+
+def render_delays(rows: list[DelayRow]) -> str:
+    """Detection delay per fault without and with adaptive probing, as a Markdown table."""
+    lines = [
+        "| fault | delay (ticks, sessions) | with adaptive probing |",
+        "|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.fault} | {_n(r.ticks)}, {_n(r.sessions)} | "
+            f"{_n(r.adaptive_ticks)}, {_n(r.adaptive_sessions)} |"
         )
     return "\n".join(lines)
 

@@ -100,6 +100,7 @@ def run_scenario(
                     "false_alarms_per_year": scenario.false_alarms_per_year,
                     "margins": scenario.margins,
                 },
+                "adaptive": scenario.adaptive.model_dump(),
             },
             baseline=baseline_name,
             note=f"the first {scenario.baseline} of the replay",
@@ -114,7 +115,9 @@ def run_scenario(
                 step = pending.pop(0)
                 _apply(admin, step)
                 at = datetime.now(UTC)
-                record_change(store, step.change, step.kind, step.select, at, note=step.note)
+                record_change(
+                    store, step.change, step.kind, step.select, at, note=_note(scenario, step)
+                )
                 run.applied.append(AppliedStep(step, i, at))
                 progress(f"{_hours(offset)}: {step.kind} {step.change} recorded; {_does(step)}")
             run.tick_times.append(datetime.now(UTC))
@@ -132,6 +135,16 @@ def run_scenario(
                 break
     run.seconds = time.perf_counter() - began
     return run
+
+
+def _note(scenario: Scenario, step: Step) -> str:
+    """The recorded note; a step that ends a fault says which change it rolls back, the way
+    an operator's rollback would (`canary.alerts.attribution.rollback_of` reads it)."""
+    started = {s.starts: s.change for s in scenario.steps if s.starts}
+    if step.ends is None or step.ends not in started:
+        return step.note
+    said = f"rollback of {started[step.ends]}"
+    return f"{said}; {step.note}" if step.note else said
 
 
 def _apply(admin: AdminClient, step: Step) -> None:

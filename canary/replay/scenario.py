@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from canary.daemon.config import ScheduleConfig
+from canary.daemon.config import AdaptiveConfig, ScheduleConfig
 from canary.timespec import parse_duration
 
 
@@ -73,6 +73,8 @@ class Scenario(Strict):
     false_alarms_per_year: Annotated[float, Field(gt=0)] = 1.0
     margins: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)
     """Per-metric alert margins (the smallest increase worth an alert), as in a daemon config."""
+    adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
+    """Adaptive probing for the alerting daemon (`canary.daemon.adaptive`); off by default."""
     impact_cohort: dict[str, str] = Field(default_factory=lambda: {"route": "front-door"})
     """Where request- and session-level impact of misrouting is measured (users' sessions)."""
     steps: list[Step]

@@ -12,8 +12,10 @@ from datetime import datetime
 from canary.compare.aggregate import ERROR_RATE
 from canary.records import ResultFilter
 from canary.reports.model import TrendPoint
+from canary.stats.summaries import summary_spec
 from canary.store import Store
 from canary.store.reports import round_counts
+from canary.store.rollups import rollup_spec
 
 
 def run_series(
@@ -30,6 +32,7 @@ def run_series(
         list(key_of),
         [m for m in metrics if m != ERROR_RATE],
         errors_as=ERROR_RATE if ERROR_RATE in metrics else None,
+        spec=rollup_spec(summary_spec()),
     )
     counts: dict[tuple[str, str, int], tuple[datetime, int, int]] = {}
     for r in rounds:

@@ -85,6 +85,8 @@ def score_stored(
     from canary.detectors import default_detector, result_detector_names
     from canary.scoring.groups import score_groups
     from canary.scoring.reference import SHIPPED_REFERENCE
+    from canary.stats.summaries import summary_spec
+    from canary.store.rollups import build_rollups, rollup_spec
     from canary.store.scores import record_detector_specs, save_scores, scorable_batches
 
     results = results or ResultFilter()
@@ -93,6 +95,9 @@ def score_stored(
     built = [default_detector(name) for name in names]
     if judge is None:  # a result detector that needs the reference is not made without one
         built = [d for d in built if not getattr(d, "reference", False)]
+    elif judge.model is not None:
+        built = [_with_reference_tokens(d, judge) if d.name == "special_tokens" else d
+                 for d in built]  # fmt: skip
     record_detector_specs(
         store, [(d.name, d.spec.fingerprint, d.version, d.spec.args) for d in built]
     )
@@ -121,6 +126,9 @@ def score_stored(
     for s in group_scores:
         scored[s.metric] += 1
         flagged[s.metric] += s.flagged
+    build_rollups(
+        store, rollup_spec(summary_spec())
+    )  # the runs whose scores changed, and new finished ones
     return ScoringReport(
         results=count,
         scores=sum(scored.values()),
@@ -130,6 +138,18 @@ def score_stored(
         reference=describe_reference(judge) if judge is not None else None,
         unjudged=unjudged,
     )
+
+
+def _with_reference_tokens(detector: Any, judge: ReferenceConfig) -> Any:
+    """The special_tokens detector that also knows the reference tokenizer's special tokens
+    (they are its arguments, so they show in the stored spec)."""
+    from canary.detectors import build_detector
+    from canary.detectors.special_tokens import tokenizer_special_tokens
+    from canary.scoring.reference import shared_reference_model
+
+    model = shared_reference_model(judge.model, judge.device, judge.dtype)
+    tokens = tuple(dict.fromkeys((*detector.tokens, *tokenizer_special_tokens(model.tokenizer))))
+    return build_detector("special_tokens", tokens=tokens)
 
 
 def judge_against_reference(
@@ -184,7 +204,7 @@ def _score_batch(
 ) -> list[ScoreToSave]:
     from canary.detectors import ScoringInput
     from canary.store.scores import ScoreToSave
-    from canary.store.views import tokens_from_json
+    from canary.store.views import tokens_from_json, tool_calls_from_json
 
     out: list[ScoreToSave] = []
     for r in batch:
@@ -198,6 +218,7 @@ def _score_batch(
             error_kind=r.error_kind,
             tokens=tokens_from_json(r.tokens),
             finish_reason=r.finish_reason,
+            tool_calls=tool_calls_from_json(r.tool_calls),
         )
         for detector in applicable:
             for score in detector.score(inp):

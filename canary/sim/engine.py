@@ -14,66 +14,27 @@ import queue
 import random
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from canary.sim.fleetconfig import PoolConfig, PoolFaults, Precision, RopeScaling, TokenEncoding
+from canary.sim.detokenizer import IncrementalDetokenizer
+from canary.sim.fleetconfig import (
+    PoolConfig,
+    PoolFaults,
+)
+from canary.sim.prefix_cache import PrefixCache
+from canary.sim.requests import GenRequest, GenResult, PoolState, PoolStats, TokenInfo
 from canary.sim.sampling import EXACT, RowSampling, TopkPath, choose_tokens
 from canary.sim.token_bytes import TokenBytes
 
 if TYPE_CHECKING:
     import torch
+    from transformers import DynamicCache
 
     from canary.sim.weights import ModelStore
 
-
-@dataclass
-class GenRequest:
-    """One completion to generate, already tokenized."""
-
-    prompt_ids: list[int]
-    max_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int | None = None
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    logprobs: int | None = None
-    """None: no logprobs; n ≥ 0: the chosen token's logprob and the n best alternatives."""
-
-
-@dataclass
-class TokenInfo:
-    token_id: int
-    text: str
-    logprob: float | None = None
-    top: list[tuple[str, float]] = field(default_factory=list)
-    raw: bytes | None = None
-    """The token's bytes (its text is U+FFFD where it ends inside a character)."""
-    top_raw: list[bytes | None] = field(default_factory=list)
-    """The bytes of each `top` alternative, in the same order."""
-
-
-@dataclass
-class GenResult:
-    text: str
-    tokens: list[TokenInfo]
-    finish_reason: str
-    prompt_tokens: int
-    batch_sizes: list[int]
-    """Batch size at each decoding step of this request (server-side stats only)."""
-
-
-@dataclass
-class PoolState:
-    """What the admin API can change at run time."""
-
-    precision: Precision
-    rope_scaling: RopeScaling | None
-    faults: PoolFaults
-    token_encoding: TokenEncoding = "replacement"
-    """How partial-character tokens are written in responses (the API layer reads it)."""
+    #: A prefilled batch: its KV cache, attention mask, position ids and last-position logits.
+    _Prefilled = tuple[DynamicCache, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -92,30 +53,7 @@ class _Seq:
     batch_sizes: list[int] = field(default_factory=list)
     text: str = ""
     finish: str | None = None
-
-
-@dataclass
-class PoolStats:
-    requests: int = 0
-    completion_tokens: int = 0
-    batches: int = 0
-    batch_size_requests: Counter[int] = field(default_factory=Counter)
-    """Requests by the batch size they landed in (at their first decoding step)."""
-    batch_size_steps: Counter[int] = field(default_factory=Counter)
-    """Sequence-steps by the batch size of that step."""
-    corrupt_logits_fired: int = 0
-    approx_topk_fused_steps: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "completion_tokens": self.completion_tokens,
-            "batches": self.batches,
-            "batch_size_requests": {str(k): v for k, v in sorted(self.batch_size_requests.items())},
-            "batch_size_steps": {str(k): v for k, v in sorted(self.batch_size_steps.items())},
-            "corrupt_logits_fired": self.corrupt_logits_fired,
-            "approx_topk_fused_steps": self.approx_topk_fused_steps,
-        }
+    detok: IncrementalDetokenizer | None = None
 
 
 class PoolEngine:
@@ -126,10 +64,17 @@ class PoolEngine:
         self.pool = pool
         self.store = store
         self.tokenizer = store.tokenizer
-        self.state = PoolState(pool.precision, pool.rope_scaling, pool.faults, pool.token_encoding)
+        self.state = PoolState(
+            pool.precision,
+            pool.rope_scaling,
+            pool.faults,
+            pool.token_encoding,
+            weights=pool.weights,
+            group_size=pool.group_size,
+        )
         self._bytes = TokenBytes(self.tokenizer)
         self.stats = PoolStats()
-        self._model = store.get(pool.precision, pool.rope_scaling)
+        self._model = store.get(pool.precision, pool.rope_scaling, pool.weights, pool.group_size)
         self.max_context = pool.max_context_tokens or int(
             self._model.config.max_position_embeddings
         )
@@ -137,11 +82,14 @@ class PoolEngine:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._corruptor: Any = None
+        self.prefix_cache = _prefix_cache(pool)
         self._set_faults(pool.faults)
         eos = self.tokenizer.eos_token_id
         self._eos = int(eos) if eos is not None else None
         pad = self.tokenizer.pad_token_id
         self._pad = int(pad) if pad is not None else (self._eos or 0)
+        special = set(self.tokenizer.all_special_ids)
+        self._first_regular = next(i for i in range(len(special) + 1) if i not in special)
 
     # -- control -------------------------------------------------------------------------------
 
@@ -157,8 +105,9 @@ class PoolEngine:
             self._thread = None
 
     def set_state(self, state: PoolState) -> None:
-        """Switch precision, RoPE and faults: the model from the next batch, faults next step."""
-        model = self.store.get(state.precision, state.rope_scaling)
+        """Switch precision, RoPE, weights and faults: the model from the next batch, faults
+        next step."""
+        model = self.store.get(state.precision, state.rope_scaling, state.weights, state.group_size)
         with self._lock:
             self._model = model
             self._set_faults(state.faults)
@@ -166,7 +115,13 @@ class PoolEngine:
 
     def _set_faults(self, faults: PoolFaults) -> None:
         from canary.sim.faults import LogitCorruptor, target_token_ids
+        from canary.sim.faults.fp16_overflow import check_layer, install
 
+        if faults.fp16_overflow is not None:
+            check_layer(self._model, faults.fp16_overflow)
+            install(self._model)
+        if self.prefix_cache is not None:
+            self.prefix_cache.set_chained(faults.stale_prefix_cache is None)
         if faults.corrupt_logits is None:
             self._corruptor = None
         else:
@@ -189,8 +144,14 @@ class PoolEngine:
         self._queue.put(_Pending(request, future, loop))
         return await future
 
+    def _fp16_settings(self) -> Any:
+        with self._lock:
+            return self.state.faults.fp16_overflow
+
     def _run(self) -> None:
         import torch
+
+        from canary.sim.faults.fp16_overflow import fp16_forward
 
         window = self.pool.batch_window_ms / 1000
         while True:
@@ -214,7 +175,7 @@ class PoolEngine:
                     break
                 batch.append(item)
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), fp16_forward(self._fp16_settings()):
                     self._decode(batch)
             except Exception as exc:  # one bad batch must not kill the pool
                 for pending in batch:
@@ -222,7 +183,6 @@ class PoolEngine:
 
     def _decode(self, batch: list[_Pending]) -> None:
         import torch
-        from transformers import DynamicCache
 
         from canary.sim import cache_kwarg
 
@@ -230,24 +190,11 @@ class PoolEngine:
             model = self._model
         seqs = [_Seq(p, _row_sampling(p.request)) for p in batch]
         self.stats.batches += 1
-        width = max(len(p.request.prompt_ids) for p in batch)
-        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, p in enumerate(batch):
-            n = len(p.request.prompt_ids)
-            input_ids[i, width - n :] = torch.tensor(p.request.prompt_ids)
-            mask[i, width - n :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=model.config)
         cache_arg = cache_kwarg(model)
-        out = model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            **{cache_arg: cache},
-            use_cache=True,
-        )
-        logits = out.logits[:, -1, :].float()
+        if self.prefix_cache is None:
+            cache, mask, positions, logits = self._prefill(model, batch, cache_arg)
+        else:
+            cache, mask, positions, logits = self._prefill_cached(model, batch, cache_arg)
         active = list(range(len(seqs)))
         last_pos = positions[:, -1:]
         while True:
@@ -275,6 +222,43 @@ class PoolEngine:
             )
             logits = out.logits[:, -1, :].float()
 
+    def _prefill(self, model: Any, batch: list[_Pending], cache_arg: str) -> _Prefilled:
+        """The whole batch left-padded and prefilled in one forward pass."""
+        import torch
+        from transformers import DynamicCache
+
+        width = max(len(p.request.prompt_ids) for p in batch)
+        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, p in enumerate(batch):
+            n = len(p.request.prompt_ids)
+            input_ids[i, width - n :] = torch.tensor(p.request.prompt_ids)
+            mask[i, width - n :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=model.config)
+        out = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            **{cache_arg: cache},
+            use_cache=True,
+        )
+        return cache, mask, positions, out.logits[:, -1, :].float()
+
+    def _prefill_cached(self, model: Any, batch: list[_Pending], cache_arg: str) -> _Prefilled:
+        """Each prompt after its longest cached block prefix (`prefill_with_cache`), counted."""
+        from canary.sim.prefix_cache import prefill_with_cache
+
+        assert self.prefix_cache is not None
+        prompts = [p.request.prompt_ids for p in batch]
+        cache, mask, positions, logits, reused = prefill_with_cache(
+            model, prompts, self.prefix_cache, cache_arg
+        )
+        self.stats.prefix_cache_hits += sum(1 for n in reused if n)
+        self.stats.prefix_cache_misses += sum(1 for n in reused if not n)
+        self.stats.prefix_cache_reused_tokens += sum(reused)
+        return cache, mask, positions, logits
+
     def _step(self, logits: torch.Tensor, seqs: list[_Seq]) -> None:
         """One decoding step for the active sequences: faults, logprobs, sampling, stop checks."""
         import torch
@@ -285,9 +269,13 @@ class PoolEngine:
             path = self._topk_path()
         if corruptor is not None:
             self.stats.corrupt_logits_fired += sum(corruptor.apply(logits))
+        for row, seq in enumerate(seqs):
+            processor = seq.pending.request.logits_processor
+            if processor is not None:
+                processor(list(seq.ids), logits[row])
         if path.bucket_size is not None and path.fused(size):
             self.stats.approx_topk_fused_steps += size
-        chosen = choose_tokens(logits, [s.rows for s in seqs], path)
+        chosen = self._choose(logits, seqs, path)
         want_lp = [s.pending.request.logprobs is not None for s in seqs]
         logprobs = torch.log_softmax(logits, dim=-1) if any(want_lp) else None
         self.stats.batch_size_steps[size] += size
@@ -306,18 +294,51 @@ class PoolEngine:
                         for v, i in zip(values, ids, strict=True)
                     ]
                     info.top_raw = [self._bytes(int(i)) for i in ids]
+            detok = self._detokenizer(seq)
             if token_id == self._eos:
                 seq.finish = "stop"
-                continue
-            seq.ids.append(token_id)
-            seq.tokens.append(info)
-            seq.text = self._decode_text(seq.ids, skip_special=True)
+            else:
+                seq.ids.append(token_id)
+                seq.tokens.append(info)
+                detok.add(token_id)
+                if len(seq.ids) >= request.max_tokens:
+                    seq.finish = "length"
+            if seq.finish is not None:
+                detok.flush()
+            seq.text = detok.text
             cut = _stop_at(seq.text, request.stop)
             if cut is not None:
                 seq.text = seq.text[:cut]
                 seq.finish = "stop"
-            elif len(seq.ids) >= request.max_tokens:
-                seq.finish = "length"
+
+    def _choose(self, logits: torch.Tensor, seqs: list[_Seq], path: TopkPath) -> list[int]:
+        """Sample each row; a row with NaN takes the token torch's argmax lands on.
+
+        Greedy argmax and vLLM's sampler (an exponential race: argmax of probs / noise) both
+        return the first NaN's index. Llama 3 and Qwen keep their special tokens at the end of
+        the vocabulary, so that index is 0, `!`; this vocabulary starts with its special
+        tokens, so the race is run over the regular tokens and lands on `!` the same way.
+        """
+        import torch
+
+        nan = torch.isnan(logits[:, self._first_regular :])
+        broken = nan.any(dim=-1)
+        if not bool(broken.any()):
+            return choose_tokens(logits, [s.rows for s in seqs], path)
+        self.stats.nan_logit_steps += int(broken.sum())
+        chosen = choose_tokens(torch.nan_to_num(logits, nan=0.0), [s.rows for s in seqs], path)
+        first = nan.int().argmax(dim=-1) + self._first_regular
+        return [int(first[r]) if broken[r] else c for r, c in enumerate(chosen)]
+
+    def _detokenizer(self, seq: _Seq) -> IncrementalDetokenizer:
+        if seq.detok is None:
+            with self._lock:
+                leak = self.state.faults.prompt_leak
+            offset = leak.offset if leak is not None else None
+            prompt = seq.pending.request.prompt_ids
+            seq.detok = IncrementalDetokenizer(self.tokenizer, prompt, offset)
+            self.stats.prompt_leaks += seq.detok.leaked
+        return seq.detok
 
     def _decode_text(self, ids: list[int], skip_special: bool = False) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=skip_special))
@@ -334,6 +355,13 @@ class PoolEngine:
             batch_sizes=seq.batch_sizes,
         )
         _deliver(seq.pending, result)
+
+
+def _prefix_cache(pool: PoolConfig) -> PrefixCache | None:
+    settings = pool.prefix_cache
+    if settings is None:
+        return None
+    return PrefixCache(settings.block_size, settings.max_blocks)
 
 
 def _row_sampling(request: GenRequest) -> RowSampling:
@@ -360,3 +388,6 @@ def _deliver(pending: _Pending, outcome: GenResult | BaseException) -> None:
             pending.future.set_result(outcome)
 
     pending.loop.call_soon_threadsafe(settle)
+
+
+__all__ = ["GenRequest", "GenResult", "PoolEngine", "PoolState", "PoolStats", "TokenInfo"]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from canary.config.loading import format_validation_error
+from canary.errors import ConfigError
 from canary.sim.engine import GenRequest, GenResult, PoolEngine, PoolState
 from canary.sim.fleetconfig import (
     TOKEN_ENCODINGS,
@@ -20,10 +21,12 @@ from canary.sim.fleetconfig import (
     PoolFaults,
     RopeScaling,
     SimFleetConfig,
+    ToolCallFormat,
     merge_settings,
 )
 from canary.sim.router import FrontDoor, Route
 from canary.sim.weights import ModelStore
+from canary.sim.weights import weights_setting as _weights_setting
 
 
 class AdminError(ValueError):
@@ -31,6 +34,10 @@ class AdminError(ValueError):
 
 
 _FAULT_KEYS = {"corrupt_logits", "approx_topk", "precision", "rope_scaling", "token_encoding"}
+_FAULT_KEYS.add("tool_call_format")
+_FAULT_KEYS |= {"weights", "group_size"}
+_FAULT_KEYS |= {"fp16_overflow", "prompt_leak"}
+_FAULT_KEYS.add("stale_prefix_cache")
 _ROUTER_KEYS = {"misroute_share", "served_by_header"}
 
 
@@ -142,9 +149,17 @@ class SimFleet:
                     + ", ".join(repr(e) for e in TOKEN_ENCODINGS)
                 )
             faults = PoolFaults(corrupt_logits=corrupt, approx_topk=approx)
+            tool_format = state.faults.tool_call_format
+            if "tool_call_format" in body:
+                tool_format = _merge("tool_call_format", tool_format, body, ToolCallFormat)
+            faults = faults.model_copy(update={"tool_call_format": tool_format})
+            faults = faults.model_copy(update=_numeric_and_text_faults(state.faults, body))
+            stale = _stale_prefix_cache(engine, state.faults, body)
+            faults = faults.model_copy(update={"stale_prefix_cache": stale})
             new = PoolState(precision, rope, faults, encoding)
+            new.weights, new.group_size = _weights_setting(body, state)
             await asyncio.to_thread(engine.set_state, new)
-        except ValueError as exc:  # bad targets for this vocabulary, and AdminError
+        except (ValueError, ConfigError) as exc:  # bad targets for this vocabulary, AdminError
             raise AdminError(str(exc)) from None
         return self._record(f"pool:{pool}", body)
 
@@ -184,8 +199,11 @@ class SimFleet:
             "rope_scaling": state.rope_scaling.model_dump() if state.rope_scaling else None,
             "faults": state.faults.model_dump(mode="json"),
             "token_encoding": state.token_encoding,
+            "weights": state.weights,
+            "group_size": state.group_size,
             "max_batch_size": engine.pool.max_batch_size,
             "batch_window_ms": engine.pool.batch_window_ms,
+            "prefix_cache": cache.model_dump() if (cache := engine.pool.prefix_cache) else None,
         }
 
     def state(self) -> dict[str, Any]:
@@ -217,6 +235,30 @@ class SimFleet:
             },
             "pools": {name: e.stats.as_dict() for name, e in self.engines.items()},
         }
+
+
+def _numeric_and_text_faults(current: PoolFaults, body: dict[str, Any]) -> dict[str, Any]:
+    """`fp16_overflow` and `prompt_leak` after the update: merged where set, else kept."""
+    from canary.sim.fleetconfig import Fp16Overflow, PromptLeak
+
+    kept: dict[str, Any] = {}
+    for key, model in (("fp16_overflow", Fp16Overflow), ("prompt_leak", PromptLeak)):
+        value = getattr(current, key)
+        kept[key] = _merge(key, value, body, model) if key in body else value
+    return kept
+
+
+def _stale_prefix_cache(engine: PoolEngine, current: PoolFaults, body: dict[str, Any]) -> Any:
+    """`stale_prefix_cache` after the update; only a pool with a prefix cache can have it."""
+    from canary.sim.fleetconfig import StalePrefixCache
+
+    key = "stale_prefix_cache"
+    value = current.stale_prefix_cache
+    if key in body:
+        value = _merge(key, value, body, StalePrefixCache)
+    if value is not None and engine.prefix_cache is None:
+        raise AdminError(f"{key}: pool {engine.name!r} has no prefix cache; set prefix_cache")
+    return value
 
 
 def _merge(name: str, current: Any, body: dict[str, Any], model: Any) -> Any:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from canary.config.fleet import SLUG
 from canary.config.loading import load_model_file
+from canary.sim.quantize import DEFAULT_GROUP_SIZE
 
 Precision = Literal["fp32", "bf16"]
 #: How a pool writes a token that ends inside a UTF-8 character, as real servers differ:
@@ -17,6 +18,11 @@ Precision = Literal["fp32", "bf16"]
 #: list for the token and each alternative in chat, `bytes:\xNN` tokens in completions.
 TokenEncoding = Literal["replacement", "empty", "bytes"]
 TOKEN_ENCODINGS: tuple[TokenEncoding, ...] = ("replacement", "empty", "bytes")
+#: Which weights a pool serves: the checkpoint `original`ly trained, a copy quantized at load
+#: time to `int8` or `int4` (symmetric per-group round-to-nearest, then dequantized; see
+#: `canary.sim.quantize`), or the `substitute` checkpoint (same shape and tokenizer, trained on).
+Weights = Literal["original", "int8", "int4", "substitute"]
+WEIGHTS: tuple[Weights, ...] = ("original", "int8", "int4", "substitute")
 
 
 class _Strict(BaseModel):
@@ -56,6 +62,51 @@ class ApproxTopk(_Strict):
     """Batch sizes that take the fused (buggy) layout; none means every batch size above 1."""
 
 
+class Fp16Overflow(_Strict):
+    """A fused kernel that runs one decoder layer's MLP in float16 after a static input pre-scale.
+
+    Activations whose scaled product leaves fp16's range (65504) overflow to inf; the next norm
+    turns them into NaN, which spreads through attention to every later position and every
+    logit, so only prompts with large activations at that layer are hit (vLLM#13035).
+    """
+
+    layer: Annotated[int, Field(ge=0)] = 3
+    """Index of the decoder layer whose MLP takes the fp16 path."""
+    scale: Annotated[float, Field(gt=0, le=1e6)] = 3000.0
+    """The kernel's pre-scale of the up branch; inner products above `65504 / scale` overflow."""
+
+
+class PromptLeak(_Strict):
+    """An incremental detokenizer that seeds its window with the prompt tail at wrong offsets.
+
+    When the last prompt token is part of a character (byte pieces of Thai/CJK), the read offset
+    starts at the prefix offset instead of after the prompt, so the first text emitted repeats
+    the decoded prompt tail (vLLM#48853). Prompts ending on a whole character are unaffected.
+    """
+
+    offset: Annotated[int, Field(ge=1, le=64)] = 5
+    """Prompt tokens seeded into the detokenizer's window (vLLM's initial offset is 5)."""
+
+
+class StalePrefixCache(_Strict):
+    """Prefix-cache blocks keyed by their own tokens only, so K/V is reused after another prefix.
+
+    Needs a pool with `prefix_cache` set; switching it empties the cache (see
+    `canary.sim.prefix_cache`)."""
+
+
+class ToolCallFormat(_Strict):
+    """A tool-call parser bug: with probability `p` per tool call, its `arguments` string is
+    mangled after decoding, as serving stacks' tool parsers have done (K2 Vendor Verifier)."""
+
+    p: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Probability per tool call that the bug bites."""
+    variant: Literal["truncate", "double_encode"] = "truncate"
+    """`truncate` drops the closing brace; `double_encode` JSON-encodes the arguments twice."""
+    seed: int | None = None
+    """Seed of the fault's own random stream; none means a fresh one per switch-on."""
+
+
 class PoolFaults(_Strict):
     """Faults of one pool; every one is off unless set."""
 
@@ -63,6 +114,23 @@ class PoolFaults(_Strict):
     """Boost rare-script or syntax-breaking tokens with probability `p` per step; off if unset."""
     approx_topk: ApproxTopk | None = None
     """Sample through the buggy approximate top-k instead of the exact one; off if unset."""
+    stale_prefix_cache: StalePrefixCache | None = None
+    """Serve stale prefix-cache K/V computed after a different prefix; off if unset."""
+    fp16_overflow: Fp16Overflow | None = None
+    """Run one layer's MLP in fp16 so large activations overflow into NaN logits; off if unset."""
+    prompt_leak: PromptLeak | None = None
+    """Detokenize with offsets that leak a mid-character prompt tail; off if unset."""
+    tool_call_format: ToolCallFormat | None = None
+    """Mangle a share `p` of tool calls' arguments in the tool parser; off if unset."""
+
+
+class PrefixCacheSettings(_Strict):
+    """Automatic prefix caching: full blocks of prompt K/V reused across requests (vLLM-style)."""
+
+    block_size: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Tokens per cached block; only full blocks of a prompt are cached."""
+    max_blocks: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    """Blocks held at most; the least recently used is evicted beyond that."""
 
 
 class PoolConfig(_Strict):
@@ -84,8 +152,14 @@ class PoolConfig(_Strict):
     """Prompt plus completion limit; none means the model's `max_position_embeddings`."""
     faults: PoolFaults = Field(default_factory=PoolFaults)
     """Faults active at start-up; switch them at run time with `PUT /admin/pools/{name}/faults`."""
+    prefix_cache: PrefixCacheSettings | None = None
+    """Reuse cached prompt K/V across requests; none (the default) prefills every prompt whole."""
     token_encoding: TokenEncoding = "replacement"
     """How partial-character tokens are written in logprobs: `replacement`, `empty`, `bytes`."""
+    weights: Weights = "original"
+    """Weights served: `original`, `int8`, `int4` or `substitute`; switchable at run time."""
+    group_size: Annotated[int, Field(ge=1, le=4096)] = DEFAULT_GROUP_SIZE
+    """Input columns sharing one scale in `int8`/`int4` (llama.cpp's 32; GPTQ's default 128)."""
 
     @field_validator("name")
     @classmethod

@@ -82,11 +82,48 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
+class FunctionDef(BaseModel):
+    """A function the model may call: its name, what it does, its arguments' JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class ToolDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class _FunctionName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    """`tool_choice` naming the one function the model must call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    function: _FunctionName
+
+
 class ChatRequest(_Common):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
     logprobs: bool = False
     top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["auto", "required", "none"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    """Accepted for compatibility; this server makes at most one call per reply."""
 
     @model_validator(mode="after")
     def _top_needs_logprobs(self) -> ChatRequest:
@@ -94,9 +131,48 @@ class ChatRequest(_Common):
             raise ValueError("top_logprobs needs logprobs: true")
         return self
 
+    @model_validator(mode="after")
+    def _tools_consistent(self) -> ChatRequest:
+        from canary.sim.tool_calls import compile_schema
+
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) < len(names):
+            raise ValueError("tools: function names must be unique")
+        for tool in self.tools or []:
+            compile_schema(tool.function.parameters)  # SchemaUnsupported is a ValueError
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, not one of the tools")
+        if choice == "required" and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
+
+    def tool_mode(self) -> str:
+        """`none`, `auto`, `required`, or the name of the function that must be called."""
+        if isinstance(self.tool_choice, NamedToolChoice):
+            return self.tool_choice.function.name
+        if self.tool_choice is not None:
+            return self.tool_choice
+        return "auto" if self.tools else "none"
+
+    def offered(self) -> dict[str, dict[str, Any]]:
+        """Each tool's `parameters`, by function name."""
+        return {t.function.name: t.function.parameters for t in self.tools or []}
+
     def prompt_text(self) -> str:
-        """Messages as `role: content` lines, then `assistant:` (as `Probe.as_prompt`)."""
-        return "".join(f"{m.role}: {m.content}\n" for m in self.messages) + "assistant:"
+        """Messages as `role: content` lines, then `assistant:` (as `Probe.as_prompt`); the
+        tools offered, if any, come first on a `tools:` line."""
+        from canary.sim.tool_calls import tools_line
+
+        head = ""
+        if self.tools:
+            head = tools_line(
+                [
+                    (t.function.name, t.function.description, t.function.parameters)
+                    for t in self.tools
+                ]
+            )
+        return head + "".join(f"{m.role}: {m.content}\n" for m in self.messages) + "assistant:"
 
 
 DEFAULT_MAX_TOKENS = 16
@@ -201,10 +277,18 @@ def chat_body(
     result: GenResult,
     model: str,
     encoding: TokenEncoding = "replacement",
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The reply; with `tool_calls`, the message carries them, `content` is null and the
+    finish reason `tool_calls`, as OpenAI writes a call."""
     logprobs = None
     if req.logprobs:
         logprobs = {"content": [_chat_logprob(t, encoding) for t in result.tokens]}
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    finish = result.finish_reason
+    if tool_calls:
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
+        finish = "tool_calls"
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -213,9 +297,9 @@ def chat_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text},
+                "message": message,
                 "logprobs": logprobs,
-                "finish_reason": result.finish_reason,
+                "finish_reason": finish,
             }
         ],
         "usage": _usage(result),

@@ -39,6 +39,14 @@ def _fleet(request: Request) -> SimFleet:
     return fleet
 
 
+class _WireJSON(JSONResponse):
+    """Writes a NaN logprob as `NaN`, as Python servers do when logits overflow (fp16_overflow);
+    Starlette's default refuses non-finite floats and would turn the response into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def _error(message: str, status: int = 400, param: str | None = None) -> JSONResponse:
     return JSONResponse(RequestError(message, param).body(), status_code=status)
 
@@ -72,15 +80,25 @@ async def _serve(request: Request, kind: Literal["completions", "chat"]) -> JSON
         gen = gen_request(req, prompt_ids, room)
     except RequestError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
-    result = await fleet.generate(pool, gen)
     name = fleet.config.model_name
     encoding = fleet.engines[pool].state.token_encoding
+    if isinstance(req, ChatRequest) and req.tools:
+        from canary.sim.tool_calls import CallTooLong, tool_reply
+
+        try:
+            reply = await tool_reply(fleet, pool, req, gen)
+        except CallTooLong as exc:
+            return _error(str(exc), param="tools")
+        body = chat_body(req, reply.result, name, encoding, tool_calls=reply.calls)
+        headers = {SERVED_BY_HEADER: pool} if fleet.served_by_header else None
+        return JSONResponse(body, headers=headers)
+    result = await fleet.generate(pool, gen)
     if isinstance(req, ChatRequest):
         body = chat_body(req, result, name, encoding)
     else:
         body = completion_body(req, result, name, encoding)
     headers = {SERVED_BY_HEADER: pool} if fleet.served_by_header else None
-    return JSONResponse(body, headers=headers)
+    return _WireJSON(body, headers=headers)
 
 
 async def completions(request: Request) -> JSONResponse:

@@ -38,6 +38,8 @@ class AlertTally:
     k: int
     n: int
     evidence_ids: tuple[int, ...] = ()
+    change_id: str | None = None
+    """The change the alert is attributed to."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,16 @@ def fetch_alert(store: Store, alert_id: int) -> Alert | None:
     return alert_from_row(row) if row is not None else None
 
 
+def open_monitor_labels(store: Store) -> list[dict[str, str]]:
+    """The labels of every pending or firing monitor, with its ``status`` (what adaptive
+    probing allocates by)."""
+    query = select(MonitorRow.labels, MonitorRow.status).where(
+        MonitorRow.status.in_(["pending", "firing"])
+    )
+    with store.engine.connect() as conn:
+        return [{**dict(labels), "status": status} for labels, status in conn.execute(query)]
+
+
 @contextmanager
 def alert_transaction(store: Store) -> Iterator[AlertTransaction]:
     """One write transaction of the alert engine; commits on leaving, rolls back on error."""
@@ -205,11 +217,11 @@ class AlertTransaction:
         tally = None
         if row.status == "firing":
             alert = self._conn.execute(
-                select(AlertRow.k, AlertRow.n, AlertRow.evidence_ids).where(
+                select(AlertRow.k, AlertRow.n, AlertRow.evidence_ids, AlertRow.change_id).where(
                     AlertRow.id == row.alert_id
                 )
             ).one()
-            tally = AlertTally(alert.k, alert.n, tuple(alert.evidence_ids or ()))
+            tally = AlertTally(alert.k, alert.n, tuple(alert.evidence_ids or ()), alert.change_id)
         return MonitorRecord(row.id, row.status, dict(row.state or {}), row.alert_id, tally)
 
     def save_monitor(
@@ -283,6 +295,10 @@ class AlertTransaction:
             evidence_ids=list(tally.evidence_ids),
             last_evaluated_at=now,
         )
+
+    def count_alert(self, alert_id: int, k: int, n: int, now: datetime) -> None:
+        """Set an escalation's counts since it opened (its evidence stays as collected)."""
+        self._set(alert_id, k=k, n=n, last_evaluated_at=now)
 
     def close_alert(self, alert_id: int, detail: Mapping[str, Any], now: datetime) -> str | None:
         """Resolve an alert, adding ``detail`` to its detail; the change it is attributed to."""

@@ -26,6 +26,7 @@ class CandidateChange:
     change_id: str
     at: datetime
     labels: dict[str, str]
+    note: str = ""
 
 
 def flagged_sessions(
@@ -83,8 +84,8 @@ def counts_since(
 def changes_between(conn: Connection, since: datetime, until: datetime) -> list[CandidateChange]:
     """Recorded changes that took effect in [since, until], oldest first."""
     rows: Any = conn.execute(
-        select(ChangeRow.change_id, ChangeRow.at, ChangeRow.labels)
+        select(ChangeRow.change_id, ChangeRow.at, ChangeRow.labels, ChangeRow.note)
         .where(ChangeRow.at >= since, ChangeRow.at <= until)
         .order_by(ChangeRow.at, ChangeRow.id)
     )
-    return [CandidateChange(r.change_id, r.at, dict(r.labels or {})) for r in rows]
+    return [CandidateChange(r.change_id, r.at, dict(r.labels or {}), r.note or "") for r in rows]

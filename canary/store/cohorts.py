@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
 
 from canary.config.selection import labels_match
+from canary.records import ResultFilter
 from canary.store.alert_values import OPEN_ALERT_STATUSES
 from canary.store.filters import result_filters
-from canary.store.models import AlertRow, CohortRow, MonitorRow, ResultRow
+from canary.store.models import AlertRow, CohortRow, MonitorRow, ResultRow, RollupRow
 from canary.store.repository import Store, cohort_fingerprint
+from canary.store.rollups import ERRORS, RollupSpec, split_runs
 
 CohortStatus = Literal["firing", "pending", "errors", "silent", "ok"]
 #: Worst first: the order `cohort_health` sorts by.
@@ -80,10 +82,12 @@ def cohort_health(
     since: datetime,
     labels: Mapping[str, str] | None = None,
     suites: Sequence[str] = (),
+    spec: RollupSpec | None = None,
 ) -> list[CohortHealth]:
     """Cohorts with results since ``since`` (of ``suites``, default all), or with an open alert
     or a monitor not ok, that carry every ``labels`` pair; problems first (see
-    `STATUS_ORDER`), then by error rate."""
+    `STATUS_ORDER`), then by error rate. With ``spec``, finished runs are counted from their
+    rollups."""
     wanted = dict(labels or {})
     with store.engine.begin() as conn:
         cohorts = {
@@ -94,7 +98,7 @@ def cohort_health(
         if not cohorts:
             return []
         by_fingerprint = {cohort_fingerprint(v): k for k, v in cohorts.items()}
-        counts = _window_counts(conn, since, list(cohorts) if wanted else None, suites)
+        counts = _window_counts(conn, since, list(cohorts) if wanted else None, suites, spec)
         monitors: dict[int, dict[str, str]] = defaultdict(dict)
         for monitor_labels, metric, status in conn.execute(
             select(MonitorRow.labels, MonitorRow.metric, MonitorRow.status)
@@ -132,21 +136,59 @@ def cohort_health(
 
 
 def _window_counts(
-    conn: Connection, since: datetime, cohort_ids: list[int] | None, suites: Sequence[str]
+    conn: Connection,
+    since: datetime,
+    cohort_ids: list[int] | None,
+    suites: Sequence[str],
+    spec: RollupSpec | None,
 ) -> dict[int, tuple[int, int, datetime | None]]:
-    query = (
-        select(
-            ResultRow.cohort_id,
-            func.count(),
-            func.count(ResultRow.error_kind),
-            func.max(ResultRow.started_at),
-        )
-        .where(*result_filters(conn, since=since, suites=suites))
-        .group_by(ResultRow.cohort_id)
-    )
+    where = result_filters(conn, since=since, suites=suites)
     if cohort_ids is not None:
-        query = query.where(ResultRow.cohort_id.in_(cohort_ids))
-    return {row[0]: (row[1], row[2], row[3]) for row in conn.execute(query)}
+        where.append(ResultRow.cohort_id.in_(cohort_ids))
+    split = None
+    if spec is not None:
+        split = split_runs(conn, ResultFilter(since=since, suites=tuple(suites)), spec)
+        where.append(ResultRow.run_id.in_(split.raw_runs))
+    counts: dict[int, tuple[int, int, datetime | None]] = {}
+    if split is None or split.raw_runs:
+        query = (
+            select(
+                ResultRow.cohort_id,
+                func.count(),
+                func.count(ResultRow.error_kind),
+                func.max(ResultRow.started_at),
+            )
+            .where(*where)
+            .group_by(ResultRow.cohort_id)
+        )
+        counts = {row[0]: (row[1], row[2], row[3]) for row in conn.execute(query)}
+    if split is not None:
+        for part in split.parts():
+            rolled = select(
+                RollupRow.cohort_id,
+                func.sum(RollupRow.n),
+                func.sum(RollupRow.k),
+                func.max(RollupRow.last_started_at),
+            ).where(RollupRow.aggregation == ERRORS, RollupRow.metric == "", part)
+            if cohort_ids is not None:
+                rolled = rolled.where(RollupRow.cohort_id.in_(cohort_ids))
+            for cohort_id, n, k, last in conn.execute(rolled.group_by(RollupRow.cohort_id)):
+                raw_n, raw_k, raw_last = counts.get(cohort_id, (0, 0, None))
+                newest = _aware(last)
+                if raw_last is not None and (newest is None or raw_last > newest):
+                    newest = raw_last
+                counts[cohort_id] = (raw_n + int(n), raw_k + int(k), newest)
+    return counts
+
+
+def _aware(value: Any) -> datetime | None:
+    """max() of a UTC column comes back without its type's processing on SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _last_seen(conn: Connection, cohort_id: int) -> datetime | None:

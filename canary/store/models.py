@@ -6,65 +6,23 @@ is an indexed range scan, and every result keeps its suite version through `prob
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
-# Integer on SQLite (so it is the rowid alias and autoincrements), BIGINT elsewhere.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Json = JSON().with_variant(JSONB(), "postgresql")
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+from canary.store.columns import NAMING_CONVENTION, Base, BigId, Json, UTCDateTime, utcnow
 
 
 class EndpointRow(Base):
@@ -391,3 +349,35 @@ class DeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The rollup tables live in their own module; imported here so `Base.metadata` holds every table.
+from canary.store.rollup_models import RollupDayRow, RollupRow, RollupRunRow  # noqa: E402
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "AlertRow",
+    "Base",
+    "BaselineRow",
+    "BigId",
+    "ChangeRow",
+    "CohortRow",
+    "DeliveryRow",
+    "DetectorSpecRow",
+    "EndpointRow",
+    "Json",
+    "MonitorRow",
+    "NotificationRow",
+    "ProbeRow",
+    "ReferenceOutputRow",
+    "ResultRow",
+    "RollupDayRow",
+    "RollupRow",
+    "RollupRunRow",
+    "RunRow",
+    "ScheduleSlotRow",
+    "ScoreRow",
+    "SuiteRow",
+    "UTCDateTime",
+    "utcnow",
+]

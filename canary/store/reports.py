@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Select, case, func, select
 
 from canary.records import ResultFilter
 from canary.store.filters import filter_clauses
-from canary.store.models import MonitorRow, ResultRow, ScoreRow
+from canary.store.models import MonitorRow, ResultRow, RollupRow, ScoreRow
 from canary.store.repository import Store
+from canary.store.rollups import ERRORS, FLAGS, RollupSpec, RunSplit, split_runs
 
 Worst = Literal["errors", "slowest", "flagged", "lowest", "highest"]
 """Which results show a metric at its worst: failed requests, the slowest ones, flagged scores
@@ -57,45 +58,114 @@ def round_counts(
     scored: Sequence[str],
     *,
     errors_as: str | None = None,
+    spec: RollupSpec | None = None,
 ) -> list[RoundCount]:
     """Per run × cohort: flagged/scored results of each ``scored`` metric and, under the
-    metric name ``errors_as``, failed/all results, in ``cohort_ids`` and the window."""
+    metric name ``errors_as``, failed/all results, in ``cohort_ids`` and the window. With
+    ``spec``, runs with fresh rollups wholly inside the window are read from them."""
     if not cohort_ids:
         return []
     out: list[RoundCount] = []
+    with store.engine.connect() as conn:
+        where: list[ColumnElement[bool]] | None = [
+            ResultRow.cohort_id.in_(list(cohort_ids)),
+            *_window(conn, window),
+        ]
+        split = split_runs(conn, window, spec, days=False) if spec is not None else None
+        if split is not None and where is not None:
+            where = [*where, ResultRow.run_id.in_(split.raw_runs)] if split.raw_runs else None
+        if where is not None:
+            out += _raw_round_counts(conn, where, scored, errors_as)
+        if split is not None:
+            out += _rolled_round_counts(conn, split, cohort_ids, scored, errors_as)
+    return out
+
+
+def _raw_round_counts(
+    conn: Connection,
+    where: list[ColumnElement[bool]],
+    scored: Sequence[str],
+    errors_as: str | None,
+) -> list[RoundCount]:
+    out: list[RoundCount] = []
     flagged = case((ScoreRow.flagged.is_(True), 1), else_=0)
     errored = case((ResultRow.error_kind.is_not(None), 1), else_=0)
-    with store.engine.connect() as conn:
-        where = [ResultRow.cohort_id.in_(list(cohort_ids)), *_window(conn, window)]
-        if scored:
+    if scored:
+        for run_id, cohort_id, metric, at, n, k in conn.execute(
+            select(
+                ResultRow.run_id,
+                ResultRow.cohort_id,
+                ScoreRow.metric,
+                func.min(ResultRow.started_at),
+                func.count(),
+                func.sum(flagged),
+            )
+            .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
+            .where(*where, ScoreRow.metric.in_(list(scored)))
+            .group_by(ResultRow.run_id, ResultRow.cohort_id, ScoreRow.metric)
+        ):
+            out.append(RoundCount(run_id, cohort_id, metric, at, int(n), int(k or 0)))
+    if errors_as is not None:
+        for run_id, cohort_id, at, n, k in conn.execute(
+            select(
+                ResultRow.run_id,
+                ResultRow.cohort_id,
+                func.min(ResultRow.started_at),
+                func.count(),
+                func.sum(errored),
+            )
+            .where(*where)
+            .group_by(ResultRow.run_id, ResultRow.cohort_id)
+        ):
+            out.append(RoundCount(run_id, cohort_id, errors_as, at, int(n), int(k or 0)))
+    return out
+
+
+def _rolled_round_counts(
+    conn: Connection,
+    split: RunSplit,
+    cohort_ids: Sequence[int],
+    scored: Sequence[str],
+    errors_as: str | None,
+) -> list[RoundCount]:
+    out: list[RoundCount] = []
+    wanted = [
+        (FLAGS, list(scored), None),
+        *([(ERRORS, [""], errors_as)] if errors_as is not None else []),
+    ]
+    for aggregation, metrics, rename in wanted:
+        if not metrics:
+            continue
+        for part in split.parts():  # runs only: per-round counts never read days
             for run_id, cohort_id, metric, at, n, k in conn.execute(
                 select(
-                    ResultRow.run_id,
-                    ResultRow.cohort_id,
-                    ScoreRow.metric,
-                    func.min(ResultRow.started_at),
-                    func.count(),
-                    func.sum(flagged),
+                    RollupRow.run_id,
+                    RollupRow.cohort_id,
+                    RollupRow.metric,
+                    func.min(RollupRow.first_started_at),
+                    func.sum(RollupRow.n),
+                    func.sum(RollupRow.k),
                 )
-                .join(ScoreRow, ScoreRow.result_id == ResultRow.id)
-                .where(*where, ScoreRow.metric.in_(list(scored)))
-                .group_by(ResultRow.run_id, ResultRow.cohort_id, ScoreRow.metric)
-            ):
-                out.append(RoundCount(run_id, cohort_id, metric, at, int(n), int(k or 0)))
-        if errors_as is not None:
-            for run_id, cohort_id, at, n, k in conn.execute(
-                select(
-                    ResultRow.run_id,
-                    ResultRow.cohort_id,
-                    func.min(ResultRow.started_at),
-                    func.count(),
-                    func.sum(errored),
+                .where(
+                    RollupRow.aggregation == aggregation,
+                    RollupRow.metric.in_(metrics),
+                    part,
+                    RollupRow.cohort_id.in_(list(cohort_ids)),
                 )
-                .where(*where)
-                .group_by(ResultRow.run_id, ResultRow.cohort_id)
+                .group_by(RollupRow.run_id, RollupRow.cohort_id, RollupRow.metric)
             ):
-                out.append(RoundCount(run_id, cohort_id, errors_as, at, int(n), int(k or 0)))
+                name = rename if rename is not None else str(metric)
+                run = int(run_id or 0)
+                out.append(RoundCount(run, int(cohort_id), name, _utc(at), int(n), int(k)))
     return out
+
+
+def _utc(value: Any) -> datetime:
+    """min() of a UTC column comes back without its type's processing on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def live_monitors(store: Store, window: ResultFilter) -> list[MonitorView]:

@@ -34,6 +34,7 @@ from canary.store.models import (
     SuiteRow,
     utcnow,
 )
+from canary.store.rollup_marks import forget_runs
 from canary.store.rows import result_row
 from canary.store.views import RunSummary, StoredResult, fetch_results, run_summaries
 
@@ -258,10 +259,12 @@ class Store:
                 ids = conn.execute(
                     insert(ResultRow).returning(ResultRow.id, sort_by_parameter_order=True), rows
                 ).scalars()
-                return list(ids)
+                saved = list(ids)
             except IntegrityError as exc:
                 reason = str(exc.orig).strip().splitlines()[0]
                 raise StoreError(f"cannot save results of run {run_id}: {reason}") from None
+            forget_runs(conn, [run_id])  # a late result changes the run's sums: same transaction
+            return saved
 
     def get_result(self, result_id: int) -> StoredResult:
         """One stored result with its scores."""

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from canary.records import ResultRecord, TokenLogprob, finite_logprob
+from canary.records import ResultRecord, TokenLogprob, ToolCall, finite_logprob
 from canary.sanitize import storable_json, storable_text
 
 __all__ = ["bytes_from_json", "bytes_to_json", "result_row"]
@@ -111,6 +111,17 @@ def _tokens_json(tokens: Sequence[TokenLogprob]) -> list[dict[str, Any]]:
     return stored
 
 
+def _tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as stored (in `response`), every string through the text boundary."""
+    return {
+        "id": _text(call.id, "tool_calls.id", 255),
+        "type": _text(call.type, "tool_calls.type", 64),
+        "name": _text(call.name, "tool_calls.name", 255),
+        "arguments": _text(call.arguments, "tool_calls.arguments"),
+        "problem": _text(call.problem, "tool_calls.problem", 500),
+    }
+
+
 def result_row(
     r: ResultRecord, run_id: int, probe_id: int, endpoint_id: int, cohort_id: int
 ) -> dict[str, Any]:
@@ -125,6 +136,8 @@ def result_row(
         response["dropped_logprobs"] = r.dropped_logprobs
     if r.system_fingerprint is not None:
         response["system_fingerprint"] = _text(r.system_fingerprint, "system_fingerprint", 255)
+    if r.tool_calls is not None:  # absent rather than null: rows without tools stay as they were
+        response["tool_calls"] = storable_json([_tool_call_json(c) for c in r.tool_calls])
     return {
         "run_id": run_id,
         "probe_id": probe_id,

@@ -24,6 +24,7 @@ from canary.store.models import (
     utcnow,
 )
 from canary.store.repository import Store
+from canary.store.rollups import invalidate_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class ScorableResult:
     tokens: list[dict[str, Any]] | None
     pruned: bool = False
     """Retention removed its output (only with ``include_pruned``): never score it."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """The stored tool calls (`response["tool_calls"]`), read with `tool_calls_from_json`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,7 @@ def scorable_batches(
                 r[6],
                 (r[7] or {}).get("tokens"),
                 r[8] is not None,
+                tool_calls=(r[7] or {}).get("tool_calls"),
             )
             for r in rows
         ]
@@ -162,6 +166,7 @@ def save_scores(store: Store, scores: Sequence[ScoreToSave]) -> int:
     ]
     with store.engine.begin() as conn:
         conn.execute(_upsert(conn), rows)  # executemany: batched by SQLAlchemy's insertmanyvalues
+        invalidate_runs(conn, (s.result_id for s in scores))  # same transaction: never stale
     return len(rows)
 
 

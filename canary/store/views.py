@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from canary.records import TokenLogprob, finite_logprob
+from canary.records import TokenLogprob, ToolCall, finite_logprob
 from canary.store.models import (
     CohortRow,
     EndpointRow,
@@ -29,7 +29,7 @@ def _plain(value: Any) -> Any:
     """JSON-ready copy: datetimes as ISO 8601, dataclasses as dicts."""
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, TokenLogprob | ScoreView):
+    if isinstance(value, TokenLogprob | ScoreView | ToolCall):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, bytes):  # token bytes, as OpenAI sends them: a list of ints
         return list(value)
@@ -113,6 +113,8 @@ class StoredResult:
     """When retention removed the raw output (text, tokens, headers, error detail)."""
     system_fingerprint: str | None = None
     """The backend configuration the reply named (also the result's cohort label)."""
+    tool_calls: tuple[ToolCall, ...] | None = None
+    """The reply's tool calls when the request offered tools (see `ResultRecord.tool_calls`)."""
 
     @property
     def ok(self) -> bool:
@@ -153,6 +155,32 @@ def _token_from_json(t: Any) -> TokenLogprob:
         token_id=token_id if isinstance(token_id, int) and not isinstance(token_id, bool) else None,
         bytes=raw_bytes,
     )
+
+
+def tool_calls_from_json(raw: Any) -> tuple[ToolCall, ...] | None:
+    """Rebuild the tool calls stored in `results.response["tool_calls"]`; absent is None (no
+    tools were offered), and a value of the wrong type reads as missing, never an error."""
+    if not isinstance(raw, list):
+        return None
+    calls = []
+    for item in raw:
+        c = item if isinstance(item, dict) else {}
+        calls.append(
+            ToolCall(
+                id=_str_or_none(c.get("id")),
+                name=_str_or_none(c.get("name")),
+                arguments=_str_or_none(c.get("arguments")),
+                type=_str_or_none(c.get("type")),
+                problem=_str_or_none(c.get("problem"))
+                if isinstance(item, dict)
+                else "stored tool call is not an object",
+            )
+        )
+    return tuple(calls)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 _RESULT_COLUMNS = (
@@ -215,6 +243,7 @@ def fetch_results(
                 response_headers=dict(headers) if isinstance(headers, dict) else {},
                 scores=scores.get(row["id"], []),
                 system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+                tool_calls=tool_calls_from_json(response.get("tool_calls")),
             )
         )
     return results

@@ -119,3 +119,44 @@ def test_the_shipped_corpus(tmp_path: Path) -> None:
     assert summary.startswith("rows labelled broken flagged: ") and summary.endswith(
         "labelled clean flagged: 0 of 31"
     )
+
+
+def _reference_with_own_token(tmp_path: Path) -> Path:
+    """The shipped model saved with one more special token, which no generic shape matches."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from canary.scoring.reference import shared_reference_model
+
+    shipped = shared_reference_model("canary:tiny")
+    model = AutoModelForCausalLM.from_pretrained(shipped.path)
+    tokenizer = AutoTokenizer.from_pretrained(shipped.path)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<custom_sep>"]})
+    model.resize_token_embeddings(len(tokenizer))
+    out = tmp_path / "reference"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_a_reference_adds_its_special_tokens_and_the_likelihood(tmp_path: Path) -> None:
+    rows = (
+        {"id": "sep", "text": "one<custom_sep>two"},
+        {"id": "salad", "prompt": "Write a story:", "text": " zq xv kj pw qz vx jk wp zx qj"},
+        {"id": "no-prompt", "text": " zq xv kj pw qz vx jk wp zx qj"},
+        {"id": "fluent", "prompt": "The weather today is", "text": " sunny and warm."},
+    )
+
+    def reasons(result: Result) -> dict[str, set[str]]:
+        assert result.exit_code == ExitCode.OK, result.output
+        out = [json.loads(line) for line in result.stdout.splitlines()]
+        return {o["id"]: {f"{r['detector']}/{r['metric']}" for r in o["reasons"]} for o in out}
+
+    plain = reasons(detect(tmp_path, *rows, args=("--json",)))
+    reference = str(_reference_with_own_token(tmp_path))
+    judged = reasons(detect(tmp_path, *rows, args=("--json", "--reference", reference)))
+    assert "special_tokens/special_token_leak" not in plain["sep"]
+    assert "special_tokens/special_token_leak" in judged["sep"]
+    assert not any("likelihood/" in r for rs in plain.values() for r in rs)
+    assert "likelihood/implausible_text" in judged["salad"]
+    assert "likelihood/implausible_text" not in judged["no-prompt"]
+    assert "likelihood/implausible_text" not in judged["fluent"]

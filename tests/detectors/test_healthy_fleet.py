@@ -26,6 +26,7 @@ NEW_METRICS = {
     "symbol_salad",
     "word_salad",
     "implausible_text",
+    "prompt_echo",
 }
 
 

@@ -44,7 +44,7 @@ def test_group_detectors_share_the_registry_but_not_per_result_scoring() -> None
 def test_probe_kinds_are_what_the_detectors_score() -> None:
     assert set(declared_probe_kinds()) == {
         "fixed", "code", "script", "entropy", "topk", "determinism", "sampling", "routing",
-        "generic",
+        "generic", "tool_call", "prefix_cache",
     }  # fmt: skip
 
 

@@ -51,3 +51,37 @@ def test_the_demo_is_a_shipped_scenario() -> None:
     assert deploy.pool_faults is not None and deploy.pool_faults.pool == FAULTY_POOL
     assert set(deploy.pool_faults.faults) == {"corrupt_logits"}
     assert demo.ticks(demo.baseline) == 4 and demo.ticks(demo.after) == 8
+
+
+def test_an_aa_replay_raises_no_alert(sqlite_url: str) -> None:
+    """Changes recorded, nothing switched: not one alert fires (nor goes pending for long)."""
+    from canary.alerts.queries import list_alerts
+
+    store = open_store(sqlite_url)
+    report = analyse(store, run_scenario(store, load_scenario("aa"), progress=lambda _: None))
+    fired = [a for a in list_alerts(store, limit=1000) if a.fired_at is not None]
+    assert fired == [], render_markdown(report)
+    assert report.faults == [] and report.false_alerts == [] and report.passed
+
+
+def test_two_faults_on_one_cohort_get_an_episode_each(sqlite_url: str) -> None:
+    """Top-k after deploy A, then misrouting after load-balancer change B, on the front door:
+    B's fault is not masked by A's firing alert: it gets its own episode, attributed to B; A's
+    episodes resolve after A's rollback and before B's, B's after its own."""
+    store = open_store(sqlite_url)
+    scenario = load_scenario("two-faults")
+    run = run_scenario(store, scenario, progress=lambda _: None)
+    report = analyse(store, run)
+    table = render_markdown(report)
+    topk, misrouting = report.faults
+    assert (topk.fault, misrouting.fault) == ("approx-topk", "misrouting")
+    assert topk.detected and topk.attributed_to == "gpu-deploy-A", table
+    assert misrouting.detected and misrouting.attributed_to == "lb-B", table
+    assert misrouting.escalation, "B's fault shows on the cohort × metric A's alert holds"
+    assert misrouting.cohort == topk.cohort
+    assert topk.resolved_after_rollback and misrouting.resolved_after_rollback, table
+    rolled = {a.step.ends: a.tick for a in run.applied if a.step.ends}
+    assert topk.resolved_ticks is not None
+    assert rolled["approx-topk"] + topk.resolved_ticks < rolled["misrouting"], table
+    assert report.false_alerts == [] and report.misattributed == [], table
+    assert "(escalation)" in table

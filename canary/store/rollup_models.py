@@ -1,0 +1,113 @@
+"""The rollup tables: sufficient statistics of finished runs and of compacted days.
+
+See `canary.store.rollups`; every change here is an alembic revision, like `models`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from canary.store.columns import Base, BigId, UTCDateTime, utcnow
+
+
+class RollupRunRow(Base):
+    """A run whose results are summarised in `rollups`, and under which summary spec.
+
+    Written in the same transaction as its rollup rows; deleted in the same transaction as any
+    score or result of the run changes (`save_scores`, `save_results`), so a row here always
+    means "the rollups of this run are exactly its raw rows' GROUP BYs". Readers use a run's
+    rollups only when its ``spec_key`` is today's and the window does not cut the run.
+    """
+
+    __tablename__ = "rollup_runs"
+    __table_args__ = (Index(None, "day_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    spec_key: Mapped[str] = mapped_column(String(64))
+    """Hash of the bins and category keys the rollups were built with."""
+    first_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """The run's results' start times: a time window uses the rollups only if it holds both."""
+    results: Mapped[int] = mapped_column(BigInteger, default=0)
+    day_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rollup_days.id", ondelete="SET NULL"), nullable=True
+    )
+    """The day rollup that also sums this run, once its day is compacted."""
+    run_rows: Mapped[bool] = mapped_column(Boolean, default=True)
+    """Whether the run's own rollup rows are kept (dropped `KEEP_RUN_ROLLUPS` after its day
+    is compacted; the day answers for it then)."""
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RollupDayRow(Base):
+    """One UTC day of one suite's runs, summed: a year is read as 365 of these per suite.
+
+    Compacted from the day's run rollups once every run of the day has fresh ones; dropped
+    with them when any of them changes.
+    """
+
+    __tablename__ = "rollup_days"
+    __table_args__ = (UniqueConstraint("day", "suite_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
+    """Midnight UTC of the day (runs belong to the day their first result started in)."""
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"))
+    spec_key: Mapped[str] = mapped_column(String(64))
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    first_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RollupRow(Base):
+    """Sufficient statistics of one run (or one compacted day) × cohort × metric × detector
+    version (× bucket).
+
+    ``aggregation`` is ``errors`` (failed requests), ``flags`` (flagged scores), ``latency``
+    or ``bins`` (``bucket`` is the bin index) or ``categories`` (``bucket`` is the category,
+    ``probe_key`` the probe). Exactly one of ``run_id`` and ``day_id`` is set. Sessions are
+    counted per run; a round's session ids are its own, so they add up across runs.
+    """
+
+    __tablename__ = "rollups"
+    __table_args__ = (
+        Index(None, "run_id"),
+        Index(None, "day_id"),
+        Index(None, "aggregation", "metric", "run_id"),
+        Index(None, "aggregation", "metric", "day_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), nullable=True
+    )
+    day_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rollup_days.id", ondelete="CASCADE"), nullable=True
+    )
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    aggregation: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    probe_key: Mapped[str] = mapped_column(String(128), default="")
+    bucket: Mapped[str] = mapped_column(Text, default="")
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    k: Mapped[int] = mapped_column(BigInteger, default=0)
+    sessions: Mapped[int] = mapped_column(BigInteger, default=0)
+    flagged_sessions: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Errors and flags: when the group's first result started (the round's time in reports)."""
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Errors and flags: when its newest result started (a cohort's "last seen")."""

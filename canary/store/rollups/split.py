@@ -1,0 +1,116 @@
+"""Which runs of a selection the rollups answer for (a run's rows, or its day's), and
+which are read raw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    false,
+    or_,
+    select,
+    true,
+)
+
+from canary.records import ResultFilter
+from canary.store.models import (
+    RollupDayRow,
+    RollupRow,
+    RollupRunRow,
+    RunRow,
+    SuiteRow,
+)
+from canary.store.rollups.spec import RollupSpec
+
+
+@dataclass(frozen=True)
+class RunSplit:
+    """The runs of a selection: those whose rollups answer for them, and those read raw."""
+
+    rolled: list[int]
+    """Runs with fresh rollup rows wholly inside the window, not summed by one of `days`."""
+    raw_runs: list[int]
+    """Runs with no fresh rollup, or cut by the window (runs wholly outside it are neither)."""
+    days: list[int] = field(default_factory=list)
+    """Compacted days (ids) wholly inside the window, read instead of their runs."""
+
+    def parts(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses, one per index-sized part, whose `RollupRow`s together answer for the
+        rolled-up share of the selection (a part is read by the `(aggregation, metric, run_id)`
+        or `(aggregation, metric, day_id)` index; an OR of both would scan the table)."""
+        out: list[ColumnElement[bool]] = []
+        for column, ids in ((RollupRow.run_id, self.rolled), (RollupRow.day_id, self.days)):
+            for start in range(0, len(ids), PART):
+                out.append(column.in_(ids[start : start + PART]))
+        return out
+
+
+#: Ids per IN list (below every driver's bound-parameter limit).
+PART = 5000
+
+
+def split_runs(
+    conn: Connection, filt: ResultFilter, spec: RollupSpec, *, days: bool = True
+) -> RunSplit:
+    """Which of the runs ``filt`` may select are read from rollups (a run's, or its day's when
+    ``days`` and the whole day is in the window), and which raw.
+
+    Runs are few next to results (one per round), so the raw list is read here: in steady
+    state it holds only the rounds not yet scored and the one or two a window cuts.
+    """
+    runs: list[ColumnElement[bool]] = []
+    if filt.run_ids:
+        runs.append(RunRow.id.in_(list(filt.run_ids)))
+    if filt.suites:
+        of_suites = select(SuiteRow.id).where(SuiteRow.name.in_(list(filt.suites)))
+        runs.append(RunRow.suite_id.in_(of_suites))
+    first, last = RollupRunRow.first_started_at, RollupRunRow.last_started_at
+    inside: list[ColumnElement[bool]] = [first.is_not(None)]
+    outside: list[ColumnElement[bool]] = [first.is_(None)]
+    if filt.since is not None:
+        inside.append(first >= filt.since)
+        outside.append(last < filt.since)
+    if filt.until is not None:
+        inside.append(last < filt.until)
+        outside.append(first >= filt.until)
+    candidates = select(RunRow.id).where(*runs)
+    fresh = [RollupRunRow.spec_key == spec.key, RollupRunRow.run_id.in_(candidates)]
+    day_ids = _usable_days(filt, spec) if days and not filt.run_ids else None
+    kept = RollupRunRow.run_rows.is_(True)
+    if day_ids is None:
+        by_day: ColumnElement[bool] = false()
+        not_by_day: ColumnElement[bool] = true()
+    else:
+        by_day = RollupRunRow.day_id.in_(day_ids)
+        not_by_day = or_(RollupRunRow.day_id.is_(None), RollupRunRow.day_id.not_in(day_ids))
+    answered = or_(or_(*outside), and_(*inside, or_(kept, by_day)))
+    settled = select(RollupRunRow.run_id).where(*fresh, answered)
+    raw = select(RunRow.id).where(*runs, RunRow.id.not_in(settled)).order_by(RunRow.id)
+    raw_runs = [int(r) for r in conn.execute(raw).scalars()]
+    rolled = select(RollupRunRow.run_id).where(*fresh, *inside, kept, not_by_day)
+    return RunSplit(
+        [int(r) for r in conn.execute(rolled.order_by(RollupRunRow.run_id)).scalars()],
+        raw_runs,
+        [int(d) for d in conn.execute(day_ids).scalars()] if day_ids is not None else [],
+    )
+
+
+def _usable_days(filt: ResultFilter, spec: RollupSpec) -> Select[Any]:
+    """Day rollups under ``spec`` of the filter's suites, wholly inside its window."""
+    where: list[ColumnElement[bool]] = [
+        RollupDayRow.spec_key == spec.key,
+        RollupDayRow.first_started_at.is_not(None),
+    ]
+    if filt.suites:
+        of_suites = select(SuiteRow.id).where(SuiteRow.name.in_(list(filt.suites)))
+        where.append(RollupDayRow.suite_id.in_(of_suites))
+    if filt.since is not None:
+        where.append(RollupDayRow.first_started_at >= filt.since)
+    if filt.until is not None:
+        where.append(RollupDayRow.last_started_at < filt.until)
+    return select(RollupDayRow.id).where(*where)
