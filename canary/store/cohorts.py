@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
@@ -21,6 +21,7 @@ from canary.store.filters import result_filters
 from canary.store.models import AlertRow, CohortRow, MonitorRow, ResultRow, RollupRow
 from canary.store.repository import Store, cohort_fingerprint
 from canary.store.rollups import ERRORS, RollupSpec, split_runs
+from canary.store.rollups.times import aware
 
 CohortStatus = Literal["firing", "pending", "errors", "silent", "ok"]
 #: Worst first: the order `cohort_health` sorts by.
@@ -174,21 +175,11 @@ def _window_counts(
                 rolled = rolled.where(RollupRow.cohort_id.in_(cohort_ids))
             for cohort_id, n, k, last in conn.execute(rolled.group_by(RollupRow.cohort_id)):
                 raw_n, raw_k, raw_last = counts.get(cohort_id, (0, 0, None))
-                newest = _aware(last)
+                newest = aware(last)
                 if raw_last is not None and (newest is None or raw_last > newest):
                     newest = raw_last
                 counts[cohort_id] = (raw_n + int(n), raw_k + int(k), newest)
     return counts
-
-
-def _aware(value: Any) -> datetime | None:
-    """max() of a UTC column comes back without its type's processing on SQLite."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _last_seen(conn: Connection, cohort_id: int) -> datetime | None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import ColumnElement, Connection, Select, case, func, select
 
@@ -19,6 +19,7 @@ from canary.store.filters import filter_clauses
 from canary.store.models import MonitorRow, ResultRow, RollupRow, ScoreRow
 from canary.store.repository import Store
 from canary.store.rollups import ERRORS, FLAGS, RollupSpec, RunSplit, split_runs
+from canary.store.rollups.times import aware_at
 
 Worst = Literal["errors", "slowest", "flagged", "lowest", "highest"]
 """Which results show a metric at its worst: failed requests, the slowest ones, flagged scores
@@ -156,16 +157,8 @@ def _rolled_round_counts(
             ):
                 name = rename if rename is not None else str(metric)
                 run = int(run_id or 0)
-                out.append(RoundCount(run, int(cohort_id), name, _utc(at), int(n), int(k)))
+                out.append(RoundCount(run, int(cohort_id), name, aware_at(at), int(n), int(k)))
     return out
-
-
-def _utc(value: Any) -> datetime:
-    """min() of a UTC column comes back without its type's processing on SQLite."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def live_monitors(store: Store, window: ResultFilter) -> list[MonitorView]:
