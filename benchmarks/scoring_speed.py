@@ -1,9 +1,12 @@
-"""How long scoring 100k stored results takes, end to end: read from SQL, detect, upsert scores.
+"""How long scoring 100k stored results takes, end to end: read, detect, write scores, rollups.
 
     python -m benchmarks.scoring_speed [--results 100000] [--pg URL]
 
-Prints one row per database: results, scores written, seconds, results per second. The outputs
-are synthetic but realistic in length and mix (prose, code, a few corrupted answers).
+Prints one row per database: results, scores written, seconds per phase (read, the detectors'
+own time, store writes, group scorers, rollups), total and results per second, then one line
+per database. The detectors' time is shown beside the total so the overhead around them is
+visible. The outputs are synthetic but realistic in length and mix (prose, code, a few
+corrupted answers); the run is finished before scoring, so its rollups are built too.
 """
 
 from __future__ import annotations
@@ -74,17 +77,27 @@ def fill(url: str, n: int) -> float:
             store.save_results(run_id, suite_id, batch)
             batch = []
     store.save_results(run_id, suite_id, batch)
+    store.finish_run(run_id)
     return time.perf_counter() - started
+
+
+COLUMNS = ("database", "results", "scores", "insert s", "read s", "detectors s", "write s",
+           "groups s", "rollups s", "total s", "results/s")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=100_000)
     parser.add_argument("--pg", help="also measure on this PostgreSQL URL (an empty database)")
+    parser.add_argument(
+        "--detectors", action="store_true", help="also print each detector's own seconds"
+    )
     args = parser.parse_args()
     table = Table(title=f"scoring {args.results:,} stored results")
-    for column in ("database", "insert s", "score s", "scores written", "results/s"):
+    for column in COLUMNS:
         table.add_column(column, justify="right")
+    lines: list[str] = []
+    per_detector: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         urls = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
         if args.pg:
@@ -92,14 +105,40 @@ def main() -> None:
         for name, url in urls:
             insert_s = fill(url, args.results)
             report = score_stored(open_store(url), reference=False)
+            phase = {k: report.phases.get(k, 0.0) for k in ("read", "write", "groups", "rollups")}
+            detect = sum(report.detector_seconds.values())
+            per_detector[name] = dict(report.detector_seconds)
             table.add_row(
                 name,
-                f"{insert_s:.1f}",
-                f"{report.seconds:.1f}",
+                f"{report.results:,}",
                 f"{report.scores:,}",
+                f"{insert_s:.1f}",
+                f"{phase['read']:.2f}",
+                f"{detect:.2f}",
+                f"{phase['write']:.2f}",
+                f"{phase['groups']:.2f}",
+                f"{phase['rollups']:.2f}",
+                f"{report.seconds:.2f}",
                 f"{report.results / report.seconds:,.0f}",
             )
-    Console().print(table)
+            lines.append(
+                f"{name}: score {report.results} results: total {report.seconds:.2f} s "
+                f"(detectors {detect:.2f} s, overhead {report.seconds - detect:.2f} s: "
+                f"read {phase['read']:.2f} s, write {phase['write']:.2f} s, "
+                f"groups {phase['groups']:.2f} s, rollups {phase['rollups']:.2f} s)"
+            )
+    console = Console(width=160)
+    if args.detectors:
+        detail = Table(title="detectors' own seconds")
+        detail.add_column("detector")
+        for name in per_detector:
+            detail.add_column(name, justify="right")
+        for detector in sorted(next(iter(per_detector.values()), {})):
+            detail.add_row(detector, *(f"{d[detector]:.2f}" for d in per_detector.values()))
+        console.print(detail)
+    console.print(table)
+    for line in lines:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import typer
 
 from canary.cli.options import JsonOption
 from canary.cli.output import console, print_json
+from canary.cli.sim_quantize import quantize
 
 app = typer.Typer(help="The simulated serving fleet: a real target with switchable faults.")
 
@@ -137,6 +138,9 @@ def train(
     if steps is not None:
         kwargs["steps"] = steps
     train_tiny.main(**kwargs)
+
+
+app.command("quantize")(quantize)
 
 
 def _print_pool(name: str, pool: dict[str, Any]) -> None:

@@ -49,6 +49,8 @@ class FaultRow:
     that cohort (while this fault alone was the cause)."""
     baseline_rate: float | None = None
     resolved_after_rollback: bool | None = None
+    early_resolves: int = 0
+    """Alerts of the fault that resolved before its rollback (the data recovered early)."""
     resolved_ticks: int | None = None
     """Ticks from the rollback to the last of its alerts resolving."""
     escalation: bool = False
@@ -166,9 +168,13 @@ def _fault_row(
         row.minimum_sessions = math.ceil(row.oracle_sessions / per_round) * per_round
         row.ratio = n_delay / row.minimum_sessions
     if end is not None:
-        row.resolved_after_rollback = all(
-            a.resolved_at is not None and a.resolved_at >= end.at for a in mine
-        )
+        # The fault's alerting ends after its rollback: every alert closed, the last one after
+        # the rollback. One metric may recover earlier in the data itself (approximate top-k
+        # bites only in batches; misrouting half the sessions away shrinks the GPU pool's
+        # batches), which `early_resolves` counts rather than hides.
+        closed = [a.resolved_at for a in mine if a.resolved_at is not None]
+        row.resolved_after_rollback = len(closed) == len(mine) and max(closed) >= end.at
+        row.early_resolves = sum(at < end.at for at in closed)
         if row.resolved_after_rollback:
             last = max(run.tick_of(a.resolved_at) for a in mine if a.resolved_at is not None)
             row.resolved_ticks = last - end.tick

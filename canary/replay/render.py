@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from canary.replay.analysis import DelayRow, ReplayReport
+from canary.replay.analysis import DelayRow, FaultRow, ReplayReport
 from canary.sanitize import markup_safe, one_line
 
 
@@ -41,7 +41,7 @@ def render_report(report: ReplayReport, console: Console) -> None:
             "-" if f.ratio is None else f"{f.ratio:.2f}×",
             "-" if f.rate is None else f"{f.rate:.2%} / {f.baseline_rate or 0:.2%}",
             Text(one_line(f.attributed_to or "-") + (" (escalation)" if f.escalation else "")),
-            {None: "-", True: "yes", False: "no"}[f.resolved_after_rollback],
+            _resolved(f),
             style="" if f.met_goals else "red",
         )
     console.print(table)
@@ -86,7 +86,7 @@ def render_markdown(report: ReplayReport) -> str:
             f"{_r(f.ratio)} | "
             f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attributed_to or '-'}"
             f"{' (escalation)' if f.escalation else ''} | "
-            f"{_yes(f.resolved_after_rollback)} |"
+            f"{_resolved(f)} |"
         )
     lines.append("")
     lines.append(
@@ -131,6 +131,12 @@ def _r(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
+
+
+def _resolved(f: FaultRow) -> str:
+    """Whether the fault's alerting ended after its rollback, and how many alerts closed early."""
+    early = f" ({f.early_resolves} before it)" if f.early_resolves else ""
+    return _yes(f.resolved_after_rollback) + early
 
 
 def _yes(x: bool | None) -> str:

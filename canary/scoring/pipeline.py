@@ -39,6 +39,10 @@ class ScoringReport:
     """What reference-based checks were judged against (`describe_reference`); None: nothing."""
     unjudged: int = 0
     """Results of reference-kind probes not judged because no reference is configured."""
+    phases: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per phase (`read`, `detect`, `write`, `groups`, `rollups`): where time goes."""
+    detector_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Seconds spent inside each per-result detector's `score`, so overhead shows beside it."""
 
     @property
     def reference_note(self) -> str | None:
@@ -107,14 +111,25 @@ def score_stored(
     count = 0
     scored: Counter[str] = Counter()
     flagged: Counter[str] = Counter()
-    for batch in scorable_batches(store, results, batch_size=batch_size):
+    phases: dict[str, float] = dict.fromkeys(("read", "detect", "write", "groups", "rollups"), 0.0)
+    spent: dict[str, float] = dict.fromkeys(fingerprints, 0.0)
+    batches = scorable_batches(store, results, batch_size=batch_size)
+    while True:
+        mark = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            break
         probes.load(r.probe_row_id for r in batch)
-        to_save = _score_batch(batch, probes, built, fingerprints)
+        phases["read"] += (now := time.perf_counter()) - mark
+        to_save = _score_batch(batch, probes, built, fingerprints, spent)
+        phases["detect"] += (mark := time.perf_counter()) - now
         save_scores(store, to_save)
+        phases["write"] += time.perf_counter() - mark
         count += len(batch)
         for s in to_save:
             scored[s.metric] += 1
             flagged[s.metric] += s.flagged
+    mark = time.perf_counter()
     group_scores: list[ScoreToSave] = score_groups(store, results)
     unjudged = 0
     if judge is not None:
@@ -126,9 +141,11 @@ def score_stored(
     for s in group_scores:
         scored[s.metric] += 1
         flagged[s.metric] += s.flagged
+    phases["groups"] += (now := time.perf_counter()) - mark
     build_rollups(
         store, rollup_spec(summary_spec())
     )  # the runs whose scores changed, and new finished ones
+    phases["rollups"] += time.perf_counter() - now
     return ScoringReport(
         results=count,
         scores=sum(scored.values()),
@@ -137,6 +154,8 @@ def score_stored(
         scored=dict(scored),
         reference=describe_reference(judge) if judge is not None else None,
         unjudged=unjudged,
+        phases=dict(phases),
+        detector_seconds=spent,
     )
 
 
@@ -201,11 +220,13 @@ def _score_batch(
     probes: ProbeCache,
     built: list[Any],
     fingerprints: Mapping[str, str],
+    spent: dict[str, float],
 ) -> list[ScoreToSave]:
     from canary.detectors import ScoringInput
     from canary.store.scores import ScoreToSave
     from canary.store.views import tokens_from_json, tool_calls_from_json
 
+    clock = time.perf_counter
     out: list[ScoreToSave] = []
     for r in batch:
         probe = probes.get(r.probe_row_id)
@@ -221,16 +242,15 @@ def _score_batch(
             tool_calls=tool_calls_from_json(r.tool_calls),
         )
         for detector in applicable:
-            for score in detector.score(inp):
-                out.append(
-                    ScoreToSave(
-                        r.result_id,
-                        detector.name,
-                        fingerprints[detector.name],
-                        score.metric,
-                        score.value,
-                        score.flagged,
-                        score.evidence,
-                    )
+            name = detector.name
+            mark = clock()
+            scores = detector.score(inp)
+            spent[name] += clock() - mark
+            fingerprint = fingerprints[name]
+            out += [
+                ScoreToSave(
+                    r.result_id, name, fingerprint, s.metric, s.value, s.flagged, s.evidence
                 )
+                for s in scores
+            ]
     return out
