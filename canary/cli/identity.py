@@ -37,6 +37,15 @@ def identity(
         Path | None,
         typer.Option("--border", help="Border suite (default: the shipped probes/border.yaml)."),
     ] = None,
+    stored: Annotated[
+        str | None,
+        typer.Option(
+            "--stored",
+            help="Decide from stored results since this time (24h, 7d or ISO): the "
+            "model_equality scores of greedy topk/routing probes the canary already sent. "
+            "Sends nothing; only --against reference.",
+        ),
+    ] = None,
     fleet: FleetOption = DEFAULT_FLEET,
     sim: Annotated[
         bool, typer.Option("--sim", help="Check the embedded simulated fleet (ignores --fleet).")
@@ -48,12 +57,16 @@ def identity(
     """Send a small identity suite to ENDPOINT through the runner (everything is stored) and
     decide whether it serves the trusted model: KL on top-k logprobs with a margin, MET's
     Hamming MMD, the rank-uniformity test, border inputs and first-token logprob tracking.
+    With --stored, send nothing: decide from the model_equality scores already stored.
 
     Exit 0 same, 1 different, 2 inconclusive, 3 bad arguments or config, 4 database problems.
     """
     from canary.cli.fleet_setup import probing_setup
     from canary.identity import check_identity
     from canary.identity._setup import border_inputs, trusted_side
+
+    if stored is not None:
+        _from_stored(endpoint, against, stored, alpha, fleet, sim, db, json)
 
     # An unknown endpoint name is a config error before any work (the selection checks it).
     with probing_setup(fleet, sim=sim, reference=reference, endpoints=[endpoint], db=db) as setup:
@@ -72,6 +85,46 @@ def identity(
             border=border_inputs(border, model, notes) if resolved == "reference" else None,
         )
     report.notes[:0] = notes
+    if json:
+        print_json(report.to_dict())
+    else:
+        render(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _from_stored(
+    endpoint: str,
+    against: str,
+    since: str,
+    alpha: float,
+    fleet: Path,
+    sim: bool,
+    db: str | None,
+    json: bool,
+) -> None:
+    from canary.config import load_fleet
+    from canary.config.selection import select_endpoints
+    from canary.errors import ConfigError
+    from canary.identity import check_stored
+    from canary.store import open_store
+    from canary.timespec import parse_time
+
+    if against != "reference":
+        raise ConfigError(
+            f"--stored decides against the reference the scores were made with, not "
+            f"{against!r}; drop --against or --stored"
+        )
+    start = parse_time(since)
+    url = None
+    if not sim:  # the fleet file names the endpoint and may name the database
+        config = load_fleet(fleet)
+        select_endpoints(config, (endpoint,), ())
+        url = config.database_url
+    store = open_store(db, config_url=url)
+    try:
+        report = check_stored(store, endpoint, start, alpha=alpha)
+    finally:
+        store.close()
     if json:
         print_json(report.to_dict())
     else:
@@ -105,6 +158,6 @@ def render(report: IdentityReport) -> None:
         console.print(f"[dim]note: {markup_safe(note, single_line=True)}[/]", highlight=False)
     console.print(
         f"identity: [bold]{report.verdict}[/] (each test at level {report.level:.3g}; "
-        f"stored in run {report.run_id})",
+        + (f"stored in run {report.run_id})" if report.run_id is not None else "sent nothing)"),
         highlight=False,
     )

@@ -7,8 +7,9 @@ are never compared. Built-ins: ``script`` (unexpected Unicode scripts, mojibake)
 compressibility, repetition, degenerate output). `topk` and `determinism` hold the pure functions
 that compare against a reference model and across repeats. On every kind, per output:
 ``special_tokens``, ``tokenizer_markers``, ``repetition``, ``symbol_salad``, ``word_salad``;
-``likelihood`` is scored against the reference model (docs/detectors.md). `triage` scores rows
-from a file (`canary detect`).
+``likelihood`` is scored against the reference model (docs/detectors.md), and so is
+``model_equality`` (is the endpoint's next-token distribution the reference model's?).
+`triage` scores rows from a file (`canary detect`).
 
 Adding a detector takes a few lines, in your package or here::
 
@@ -78,6 +79,7 @@ BUILT_INS = (
     "salad",
     "wordsalad",
     "likelihood",
+    "model_equality",
     "tool_calls",
     "prefix_cache",
     "prompt_echo",

@@ -12,11 +12,12 @@ from canary.identity._border import FlipTest, flip_test
 from canary.identity._border_suite import BorderPrompt, border_suite, find_border_prompts
 from canary.identity._check import IdentityReport, check_identity
 from canary.identity._kl import KLSummary, bucket_kl, summarize
-from canary.identity._margin import DEFAULT_KL_MARGIN, MarginTest, kl_margin_test
 from canary.identity._mmd import MMDTest, stratified_mmd_test
 from canary.identity._rut import RUTest, randomized_ranks, rank_uniformity_test
+from canary.identity._stored import check_stored
 from canary.identity._tracking import TrackingTest, tracking_test
 from canary.identity._verdict import EXIT_CODES, TestOutcome, Verdict, combine
+from canary.stats.equivalence import DEFAULT_KL_MARGIN, MarginTest, kl_margin_test
 
 __all__ = [
     "DEFAULT_KL_MARGIN",
@@ -34,6 +35,7 @@ __all__ = [
     "border_suite",
     "bucket_kl",
     "check_identity",
+    "check_stored",
     "combine",
     "find_border_prompts",
     "flip_test",

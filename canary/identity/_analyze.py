@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from canary.identity._border import flip_test
 from canary.identity._kl import bucket_kl, summarize
-from canary.identity._margin import kl_margin_test
 from canary.identity._mmd import stratified_mmd_test
 from canary.identity._rut import rank_uniformity_test
 from canary.identity._tracking import tracking_test
 from canary.identity._verdict import TestOutcome
 from canary.records import token_key
+from canary.stats.equivalence import kl_margin_test
 
 if TYPE_CHECKING:
     from canary.reference import ReferenceModel

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from canary.identity._analyze import Evidence
-from canary.identity._margin import DEFAULT_KL_MARGIN
 from canary.identity._verdict import EXIT_CODES, TestOutcome, Verdict, combine
+from canary.stats.equivalence import DEFAULT_KL_MARGIN
 
 if TYPE_CHECKING:
     from canary.config import FleetConfig

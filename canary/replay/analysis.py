@@ -56,6 +56,19 @@ class FaultRow:
     escalation: bool = False
     """Detected as an escalation: its own episode on a cohort × metric already firing for an
     earlier fault (no masking)."""
+    escalations: int = 0
+    """Its alerts that are escalations, whether or not one of them was the first."""
+
+    @property
+    def attribution_text(self) -> str:
+        """The change it is attributed to, and how its escalations showed."""
+        text = self.attributed_to or "-"
+        if self.escalation:
+            return f"{text} (escalation)"
+        if self.escalations:
+            return f"{text} (+{self.escalations} escalation{'s' * (self.escalations > 1)})"
+        return text
+
     other_cohorts: list[str] = field(default_factory=list)
 
     @property
@@ -146,6 +159,7 @@ def _fault_row(
     assert first.fired_at is not None
     row.detected = True
     row.escalation = first.detail.get("escalation_of") is not None
+    row.escalations = sum(a.detail.get("escalation_of") is not None for a in mine)
     row.cohort, row.metric, row.attributed_to = first.cohort, first.metric, first.change_id
     row.other_cohorts = sorted({f"{a.cohort} {a.metric}" for a in mine[1:]})
     ticks = run.tick_of(first.fired_at) - start.tick + 1

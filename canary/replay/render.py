@@ -40,7 +40,7 @@ def render_report(report: ReplayReport, console: Console) -> None:
             "-" if f.minimum_sessions is None else f"{f.minimum_sessions:,.0f}",
             "-" if f.ratio is None else f"{f.ratio:.2f}×",
             "-" if f.rate is None else f"{f.rate:.2%} / {f.baseline_rate or 0:.2%}",
-            Text(one_line(f.attributed_to or "-") + (" (escalation)" if f.escalation else "")),
+            Text(one_line(f.attribution_text)),
             _resolved(f),
             style="" if f.met_goals else "red",
         )
@@ -84,8 +84,7 @@ def render_markdown(report: ReplayReport) -> str:
             f"{_n(f.delay_probes)} ({_n(f.delay_sessions)}) | {_n(f.minimum_sessions)}; "
             f"{_n(f.oracle_sessions)} | "
             f"{_r(f.ratio)} | "
-            f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attributed_to or '-'}"
-            f"{' (escalation)' if f.escalation else ''} | "
+            f"{_pct(f.rate)} vs {_pct(f.baseline_rate)} | {f.attribution_text} | "
             f"{_resolved(f)} |"
         )
     lines.append("")

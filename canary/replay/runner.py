@@ -159,7 +159,7 @@ def _does(step: Step) -> str:
     parts = []
     if step.pool_faults is not None:
         switched = ", ".join(
-            f"{name} {'off' if value is None else 'on'}"
+            f"{name} {'off' if value is None else 'on' if isinstance(value, dict) else value}"
             for name, value in step.pool_faults.faults.items()
         )
         parts.append(f"{switched} in pool {step.pool_faults.pool}")

@@ -26,7 +26,8 @@ class PoolFaults(Strict):
     """Faults of one pool, as the simulated fleet's admin API takes them (null switches off)."""
 
     pool: str
-    faults: dict[str, dict[str, Any] | None]
+    faults: dict[str, dict[str, Any] | str | int | None]
+    """A fault's settings (null: off), or a pool setting such as ``weights: int4``."""
 
 
 class Step(Strict):

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from canary.compare.aggregate import ERROR_RATE, cohort_key
+from canary.compare.served import served_models
 from canary.compare.suites import check_known
 from canary.errors import ConfigError
 from canary.records import ResultFilter
@@ -107,6 +108,7 @@ def build_report(
         changes=[c for c in list_changes(store, since, until) if touches(c.labels, selection)],
         notes=notes,
         suites=suites,
+        served=served_models(store, window, alpha=alpha),
     )
 
 

@@ -31,9 +31,11 @@ from canary.reports.model import EvidenceSample, Report
 from canary.reports.rows import (
     ALERT_COLUMNS,
     IMPACT_COLUMNS,
+    SERVED_COLUMNS,
     alert_tables,
     impact_rows,
     labels_text,
+    served_rows,
 )
 from canary.sanitize import printable
 
@@ -99,6 +101,7 @@ def render_html(report: Report) -> str:
         *(f'<div id="{s["id"]}" class="plot"></div>' for s in specs),
         _alerts(report),
         _pools(report),
+        _served(report),
         _impact(report),
         _evidence(report),
         _changes(report),
@@ -224,6 +227,26 @@ def _pools(report: Report) -> str:
     head = "".join(f"<th>{h}</th>" for h in POOL_COLUMNS)
     return (
         "<h2>Each pool against the rest of the fleet</h2>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def _served(report: Report) -> str:
+    """The identity verdict per pool, as `canary identity` would say it from stored data."""
+    if not report.served:
+        return ""
+    rows = [
+        ('<tr class="different">' if row.verdict == "different" else "<tr>")
+        + "".join(f"<td>{_h(x)}</td>" for x in cells)
+        + "</tr>"
+        for row, cells in zip(report.served, served_rows(report.served), strict=True)
+    ]
+    head = "".join(f"<th>{_h(h)}</th>" for h in SERVED_COLUMNS)
+    margin = report.served[0].margin
+    return (
+        "<h2>Served model: is each pool serving the reference model?</h2>"
+        f'<p class="meta">mean next-token KL from the reference over greedy probes, tested '
+        f"against a margin of {margin:g} nats/token</p>"
         f"<table><tr>{head}</tr>{''.join(rows)}</table>"
     )
 

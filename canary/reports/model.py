@@ -13,6 +13,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
+from canary.compare.served import ServedModel
+
 if TYPE_CHECKING:
     from canary.store.alert_values import Alert
     from canary.store.changes import Change
@@ -167,6 +169,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     suites: tuple[str, ...] = ()
     """The suites the report is restricted to (`--suite`); empty: every suite."""
+    served: list[ServedModel] = field(default_factory=list)
+    """Per pool: is it serving the reference model (`model_equality`)?"""
 
     def cell(self, cohort: str, metric: str) -> Cell | None:
         return self._cells.get((cohort, metric))

@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from canary.reports.format import pct
-from canary.reports.model import AlertGroup, ImpactRow, Report
+from canary.reports.model import AlertGroup, ImpactRow, Report, ServedModel
 
 if TYPE_CHECKING:
     from canary.store.alert_values import Alert
 
 ALERT_COLUMNS = ("id", "status", "metric", "cohort", "rate", "baseline", "sessions", "fired")
 IMPACT_COLUMNS = ("metric", "cohort", "requests flagged", "sessions flagged")
+SERVED_COLUMNS = ("served by", "probes", "mean KL", "p99 KL", "mismatched", "model")
 
 
 def alert_tables(report: Report) -> list[tuple[AlertGroup, list[tuple[Alert, list[str]]]]]:
@@ -62,3 +63,26 @@ def _impact_cells(row: ImpactRow) -> list[str]:
 def labels_text(labels: Mapping[str, str]) -> str:
     """A change's cohorts as ``k=v,…``, or ``whole fleet`` when it names none."""
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "whole fleet"
+
+
+def served_rows(served: Sequence[ServedModel]) -> list[list[str]]:
+    """Each pool in `SERVED_COLUMNS` order: its probes' KL from the reference and the verdict
+    with the p-value that decided it."""
+    return [_served_cells(row) for row in served]
+
+
+def _served_cells(row: ServedModel) -> list[str]:
+    if row.verdict == "different":
+        verdict = f"different (p{_p(row.p_different)})"
+    elif row.verdict == "same":
+        verdict = f"same (p{_p(row.p_same)})"
+    else:
+        verdict = "inconclusive"
+    share = "-"
+    if row.judged:
+        share = f"{row.mismatched / row.judged:.1%} ({row.mismatched}/{row.judged})"
+    return [row.served, str(row.probes), f"{row.mean_kl:.2g}", f"{row.p99_kl:.2g}", share, verdict]
+
+
+def _p(value: float) -> str:
+    return "<1e-16" if value < 1e-16 else f"={value:.2g}"

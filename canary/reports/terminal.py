@@ -30,9 +30,11 @@ from canary.reports.names import cohort_column
 from canary.reports.rows import (
     ALERT_COLUMNS,
     IMPACT_COLUMNS,
+    SERVED_COLUMNS,
     alert_tables,
     impact_rows,
     labels_text,
+    served_rows,
 )
 from canary.sanitize import one_line, printable
 
@@ -57,6 +59,7 @@ def render_terminal(report: Report, console: Console) -> None:
     _grid(report, console)
     _alerts(report, console)
     _pools(report, console)
+    _served(report, console)
     _impact(report, console)
     _evidence(report, console)
     _changes(report, console)
@@ -175,6 +178,19 @@ def _pools(report: Report, console: Console) -> None:
         *shown, verdict = cells
         shown[4] += f"\n{verdict}" if verdict else ""
         table.add_row(*map(_lines, shown), style="bold red" if p.different else "")
+    console.print(table)
+
+
+def _served(report: Report, console: Console) -> None:
+    if not report.served:
+        return
+    margin = report.served[0].margin
+    table = Table(title=f"served model: KL from the reference per probe (margin {margin:g})")
+    for column in SERVED_COLUMNS:
+        left = column in ("served by", "model")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
+    for row, cells in zip(report.served, served_rows(report.served), strict=True):
+        table.add_row(*map(_line, cells), style="bold red" if row.verdict == "different" else "")
     console.print(table)
 
 

@@ -119,6 +119,7 @@ class EndpointReferenceScorer:
     def _score_topk(
         self, results: Sequence[ScorableResult], stored: dict[int, dict[int, list[_Stored]]]
     ) -> list[ScoreToSave]:
+        from canary.detectors.model_equality import ModelEquality
         from canary.detectors.topk import DEFAULT_MIN_GAP_NATS, compare_to_reference
         from canary.store.scores import ScoreToSave
         from canary.store.views import tokens_from_json
@@ -130,22 +131,41 @@ class EndpointReferenceScorer:
             ENDPOINT_TOPK_VERSION,
             {"reference_endpoint": self.name, "min_gap_nats": DEFAULT_MIN_GAP_NATS},
         )
+        # Both sides' top-k, position by position along the shared greedy prefix.
+        equality = ModelEquality()
+        equality_fingerprint = self._fingerprint(
+            equality.name,
+            equality.version,
+            {
+                "reference_endpoint": self.name,
+                "max_kl": equality.max_kl,
+                "min_positions": equality.min_positions,
+            },
+        )
         scores: list[ScoreToSave] = []
         for r in results:
             by_run = stored.get(r.probe_row_id)
             if not by_run:
                 continue  # the reference endpoint has no answer to this probe yet
             ref = by_run[_nearest(by_run, r.run_id)][0]
-            agreement = compare_to_reference(
-                tokens_from_json(r.tokens), ref.tokens, r.output_text, ref.text
-            )
-            for s in agreement.to_scores():
+            tokens = tokens_from_json(r.tokens)
+            judged = [
+                ("topk", fingerprint, s)
+                for s in compare_to_reference(
+                    tokens, ref.tokens, r.output_text, ref.text
+                ).to_scores()
+            ]
+            judged += [
+                (equality.name, equality_fingerprint, s)
+                for s in equality.score_tokens(tokens or [], ref.tokens)
+            ]
+            for detector, print_, s in judged:
                 evidence = dict(s.evidence or {}) or None
                 if evidence is not None:
                     evidence["reference_endpoint"] = self.name
                 scores.append(
                     ScoreToSave(
-                        r.result_id, "topk", fingerprint, s.metric, s.value, s.flagged, evidence
+                        r.result_id, detector, print_, s.metric, s.value, s.flagged, evidence
                     )
                 )
         return scores

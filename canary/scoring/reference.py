@@ -189,6 +189,7 @@ class ReferenceScorer:
     def _score_topk(
         self, results: Sequence[ScorableResult], probes: ProbeCache
     ) -> list[ScoreToSave]:
+        from canary.detectors.model_equality import ModelEquality
         from canary.detectors.topk import DEFAULT_MIN_GAP_NATS, compare_to_reference
         from canary.reference import ReferenceRunner
         from canary.store.scores import ScoreToSave
@@ -210,21 +211,38 @@ class ReferenceScorer:
             prompts = sorted({k[0] for k in keys.values() if k[1] == max_tokens})
             outputs = runner.greedy(prompts, max_tokens=max_tokens, top_logprobs=5)
             reference.update({(p, max_tokens): o for p, o in zip(prompts, outputs, strict=True)})
+        equality = ModelEquality()
         scores: list[ScoreToSave] = []
         for r in judged:
             ref = reference[keys[r.result_id]]
+            label = labels[r.result_id]
             fingerprint = self.record_spec(
-                "topk",
-                TOPK_VERSION,
-                self.args(labels[r.result_id], min_gap_nats=DEFAULT_MIN_GAP_NATS),
+                "topk", TOPK_VERSION, self.args(label, min_gap_nats=DEFAULT_MIN_GAP_NATS)
             )
-            agreement = compare_to_reference(
-                tokens_from_json(r.tokens), ref.tokens, r.output_text, ref.text
-            )
+            tokens = tokens_from_json(r.tokens)
+            agreement = compare_to_reference(tokens, ref.tokens, r.output_text, ref.text)
             for s in agreement.to_scores():
                 scores.append(
                     ScoreToSave(
                         r.result_id, "topk", fingerprint, s.metric, s.value, s.flagged, s.evidence
+                    )
+                )
+            # The same greedy reference output, read as distributions: is it the same model?
+            fingerprint = self.record_spec(
+                equality.name,
+                equality.version,
+                self.args(label, max_kl=equality.max_kl, min_positions=equality.min_positions),
+            )
+            for s in equality.score_tokens(tokens or [], ref.tokens):
+                scores.append(
+                    ScoreToSave(
+                        r.result_id,
+                        equality.name,
+                        fingerprint,
+                        s.metric,
+                        s.value,
+                        s.flagged,
+                        s.evidence,
                     )
                 )
         return scores

@@ -265,10 +265,11 @@ def oracle_detection_probes(p0: float, p1: float, threshold: float) -> float:
 
     Wald's approximation (no overshoot) of the expected delay of the CUSUM/SPRT tuned to the
     true post-change rate, at the same threshold: the theoretical minimum for a detector with
-    that false-alarm rate, which the grid detector's delays are compared against.
+    that false-alarm rate, which the grid detector's delays are compared against. ``p1`` may
+    be 1 (every probe flagged: a swapped model), where the KL is ``log(1 / p0)``.
     """
-    if not 0 < p0 < p1 < 1:
-        raise ValueError(f"need 0 < p0 < p1 < 1, got p0={p0}, p1={p1}")
+    if not 0 < p0 < p1 <= 1:
+        raise ValueError(f"need 0 < p0 < p1 ≤ 1, got p0={p0}, p1={p1}")
     return threshold / bernoulli_kl(p1, p0)
 
 

@@ -67,7 +67,9 @@ def test_an_aa_replay_raises_no_alert(sqlite_url: str) -> None:
 def test_two_faults_on_one_cohort_get_an_episode_each(sqlite_url: str) -> None:
     """Top-k after deploy A, then misrouting after load-balancer change B, on the front door:
     B's fault is not masked by A's firing alert: it gets its own episode, attributed to B; A's
-    episodes resolve after A's rollback and before B's, B's after its own.
+    episodes resolve after A's rollback and before B's, B's after its own. B shows twice: the
+    long-context pool is not the reference model, so `model_mismatch` (which A does not move)
+    fires as B's own alert, and on the cohort × metric A's alert holds B gets an escalation.
 
     One of A's metrics may resolve while A is still deployed: approximate top-k bites only in
     batches, and once B sends half the sessions away the GPU pool's batches shrink, so the
@@ -82,11 +84,11 @@ def test_two_faults_on_one_cohort_get_an_episode_each(sqlite_url: str) -> None:
     assert (topk.fault, misrouting.fault) == ("approx-topk", "misrouting")
     assert topk.detected and topk.attributed_to == "gpu-deploy-A", table
     assert misrouting.detected and misrouting.attributed_to == "lb-B", table
-    assert misrouting.escalation, "B's fault shows on the cohort × metric A's alert holds"
+    assert misrouting.escalations >= 1, "B's fault shows on the cohort × metric A's alert holds"
     assert misrouting.cohort == topk.cohort
     assert topk.resolved_after_rollback and misrouting.resolved_after_rollback, table
     rolled = {a.step.ends: a.tick for a in run.applied if a.step.ends}
     assert topk.resolved_ticks is not None
     assert rolled["approx-topk"] + topk.resolved_ticks < rolled["misrouting"], table
     assert report.false_alerts == [] and report.misattributed == [], table
-    assert "(escalation)" in table
+    assert "escalation" in table

@@ -169,6 +169,21 @@ def test_a_trusted_endpoint_as_the_reference(round_: Round) -> None:
     assert all(v is not None and v > 0.5 for _, v in bf16["top1_agreement"])
     [(_, p_value)] = bf16["sampling_fit_p"]
     assert p_value is not None and p_value > 1e-3
+    # Model equality is judged against the trusted endpoint's top-k too: the same model.
+    (trusted,) = [
+        fingerprint
+        for fingerprint, args in _specs(store, "model_equality").items()
+        if args.get("reference_endpoint") == "gpu-fp32"
+    ]
+    equality = [
+        s
+        for r in store.results_for_run(round_.run_id)
+        if r.endpoint == "tpu-bf16"
+        for s in r.scores
+        if s.detector == "model_equality" and s.detector_version == trusted
+    ]
+    assert {s.metric for s in equality} == {"model_kl", "model_mismatch"}
+    assert not any(s.flagged for s in equality)
 
 
 def test_dtype_changes_the_stored_fingerprint(round_: Round) -> None:

@@ -93,3 +93,47 @@ def kl_margin_test(
     elif math.isfinite(upper) and upper < margin:
         verdict = "same"
     return MarginTest(verdict, mean, lower, upper, p_diff, p_same, margin, len(values))
+
+
+def binned_margin_test(
+    values: Sequence[float],
+    counts: Sequence[int],
+    *,
+    margin: float = DEFAULT_KL_MARGIN,
+    alpha: float = 0.05,
+    min_units: int = 10,
+) -> MarginTest:
+    """`kl_margin_test` for per-probe means known only as a histogram (``counts`` of probes
+    at representative ``values``), as the stored rollups keep them.
+
+    The bounds are one-sided Student-t bounds on the mean: a report's window holds hundreds of
+    probes per pool, where the mean is close to normal, and a bootstrap over them would cost
+    more than the rest of the report. Fewer than ``min_units`` probes are inconclusive.
+    """
+    import numpy as np
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    w = np.asarray(counts, dtype=float)
+    n = int(w.sum())
+    if n < max(min_units, 2):
+        mean = float((x * w).sum() / n) if n else math.nan
+        return MarginTest("inconclusive", mean, math.nan, math.nan, 1.0, 1.0, margin, n)
+    mean = float((x * w).sum() / n)
+    sd = math.sqrt(float((w * (x - mean) ** 2).sum()) / (n - 1))
+    if sd == 0.0:
+        lower = upper = mean
+        p_diff = 0.0 if mean > margin else 1.0
+        p_same = 0.0 if mean < margin else 1.0
+    else:
+        se = sd / math.sqrt(n)
+        q = float(t.ppf(1 - alpha, n - 1))
+        lower, upper = mean - q * se, mean + q * se
+        p_diff = float(t.sf((mean - margin) / se, n - 1))
+        p_same = float(t.cdf((mean - margin) / se, n - 1))
+    verdict: MarginVerdict = "inconclusive"
+    if lower > margin:
+        verdict = "different"
+    elif upper < margin:
+        verdict = "same"
+    return MarginTest(verdict, mean, lower, upper, p_diff, p_same, margin, n)
