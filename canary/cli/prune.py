@@ -21,6 +21,14 @@ def prune(
             "--older-than", help="Remove the raw output of results older than this: 30d, 2w."
         ),
     ] = "30d",
+    drop_results_after: Annotated[
+        str | None,
+        typer.Option(
+            "--drop-results-after",
+            help="Also delete whole results (and scores) older than this: 400d. Rollups and "
+            "alert evidence are kept; PostgreSQL drops whole months.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would change; write nothing.")
     ] = False,
@@ -37,6 +45,9 @@ def prune(
     from canary.store.retention import prune as prune_store
 
     policy = RetentionPolicy.older_than(older_than)
+    if drop_results_after is not None:
+        rows = RetentionPolicy.older_than(drop_results_after, option="--drop-results-after")
+        policy = policy.model_copy(update={"result_days": rows.raw_output_days})
     report = prune_store(open_store(db), policy, dry_run=dry_run)
     if json:
         print_json(report.to_dict())
@@ -55,6 +66,9 @@ def render_prune(report: PruneReport) -> None:
     bookkeeping = fmt_time(report.bookkeeping_cutoff)
     table.add_row("result outputs pruned", str(report.results_pruned), output)
     table.add_row("kept as alert evidence", str(report.results_kept_as_evidence), output)
+    if report.results_cutoff is not None:
+        cutoff = fmt_time(report.results_cutoff)
+        table.add_row("results deleted", str(report.results_dropped), cutoff)
     table.add_row("schedule slots deleted", str(report.slots_deleted), bookkeeping)
     table.add_row("notifications deleted", str(report.notifications_deleted), bookkeeping)
     console.print(table)

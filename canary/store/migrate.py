@@ -30,6 +30,7 @@ from canary.store.engine import (
     resolve_database_url,
 )
 from canary.store.models import Base
+from canary.store.partitions import is_partition_name
 
 if TYPE_CHECKING:
     from canary.store.repository import Store
@@ -38,6 +39,12 @@ _CANARY_TABLES = frozenset(Base.metadata.tables)
 # alembic's `context` and `op` are module-level proxies, so two migrations in one process
 # must not overlap; other processes are kept out by a database lock in env.py.
 _ALEMBIC_LOCK = threading.Lock()
+
+
+def include_name(name: str | None, type_: str, parent_names: object = None) -> bool:
+    """alembic's `include_name` hook: schema comparisons skip the monthly partitions, which
+    the ORM does not declare (it declares the partitioned tables)."""
+    return not (type_ == "table" and is_partition_name(name))
 
 
 def migrations_dir() -> Path:

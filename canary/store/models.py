@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from canary.store import partitions  # noqa: F401  (registers the partitioned primary keys)
 from canary.store.columns import NAMING_CONVENTION, Base, BigId, Json, UTCDateTime, utcnow
 
 
@@ -115,9 +116,11 @@ class ResultRow(Base):
         Index(None, "endpoint_id", "started_at"),
         Index(None, "run_id"),
         Index(None, "started_at"),
+        {"postgresql_partition_by": "RANGE (started_at)"},  # canary.store.partitions
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    """Unique; on PostgreSQL the primary key is (id, started_at), as partitions require."""
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     probe_id: Mapped[int] = mapped_column(ForeignKey("probes.id"))
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
@@ -141,16 +144,23 @@ class ResultRow(Base):
 
 
 class ScoreRow(Base):
-    """One detector metric of one result (long format)."""
+    """One detector metric of one result (long format).
+
+    It carries its result's start time so that, on PostgreSQL, scores are partitioned by month
+    with their results (`canary.store.partitions`). There is no foreign key to `results`
+    (a partitioned table cannot be referenced by id alone); `save_scores` reads the start time
+    from the result, so a score of a missing result is refused all the same.
+    """
 
     __tablename__ = "scores"
     __table_args__ = (
-        UniqueConstraint("result_id", "detector", "metric"),
+        UniqueConstraint("result_id", "detector", "metric", "result_started_at"),
         Index(None, "detector", "metric"),
+        {"postgresql_partition_by": "RANGE (result_started_at)"},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"))
+    result_id: Mapped[int] = mapped_column(BigId)
     detector: Mapped[str] = mapped_column(String(64))
     detector_version: Mapped[str] = mapped_column(String(32))
     metric: Mapped[str] = mapped_column(String(64))
@@ -158,6 +168,8 @@ class ScoreRow(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     evidence: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    result_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """Its result's `started_at`: the partition key on PostgreSQL."""
 
 
 class ReferenceOutputRow(Base):

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
@@ -34,6 +34,7 @@ from canary.store.models import (
     SuiteRow,
     utcnow,
 )
+from canary.store.partitions import ensure_month_partitions, month_start
 from canary.store.rollup_marks import forget_runs
 from canary.store.rows import result_row
 from canary.store.views import RunSummary, StoredResult, fetch_results, run_summaries
@@ -55,6 +56,8 @@ class Store:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url
+        self._months: set[datetime] = set()
+        """Months known to have partitions (PostgreSQL), so most batches check nothing."""
 
     def __repr__(self) -> str:
         return f"Store({redact(self.url)})"
@@ -238,6 +241,10 @@ class Store:
                         f"result for probe {r.probe_id!r} has a naive started_at; "
                         "record times with datetime.now(UTC)"
                     )
+            months = {month_start(r.started_at) for r in records}
+            if not months <= self._months:
+                ensure_month_partitions(conn, months, ahead_of=datetime.now(UTC))
+                self._months |= months
             cohorts = _cohort_ids(conn, [r.labels for r in records])
             rows = []
             for r in records:

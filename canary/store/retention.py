@@ -38,19 +38,25 @@ FINAL_DELIVERY_STATUSES = ("delivered", "expired")
 
 
 class RetentionPolicy(BaseModel):
-    """How long canary keeps what it stored; scores and result rows are kept for good."""
+    """How long canary keeps what it stored; by default scores and result rows for good."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     raw_output_days: Annotated[int, Field(ge=1)] = 30
     """Results older than this lose their raw output (text, tokens, headers, error detail)."""
+    result_days: Annotated[int, Field(ge=1)] | None = None
+    """Results (and their scores) older than this are deleted; None keeps them for good. On a
+    partitioned PostgreSQL store whole months go, so up to a month more is kept. Alert
+    evidence and every run's rollups stay (`canary.store.row_retention`)."""
     bookkeeping_days: Annotated[int, Field(ge=1)] = 90
     """Finished schedule slots and fully delivered notifications older than this are deleted."""
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
     """Rows changed per transaction: small enough that the daemon's writers never wait long."""
 
     @classmethod
-    def older_than(cls, text: str, **changes: Any) -> RetentionPolicy:
+    def older_than(
+        cls, text: str, *, option: str = "--older-than", **changes: Any
+    ) -> RetentionPolicy:
         """The policy for `--older-than 30d`: whole days, at least one."""
         from canary.timespec import parse_duration
 
@@ -58,7 +64,7 @@ class RetentionPolicy(BaseModel):
         days, rest = divmod(age, timedelta(days=1))
         if days < 1 or rest:
             raise ConfigError(
-                f"--older-than {text!r}: retention counts whole days; write e.g. 30d or 2w"
+                f"{option} {text!r}: retention counts whole days; write e.g. 30d or 2w"
             )
         return cls(raw_output_days=days, **changes)
 
@@ -78,11 +84,16 @@ class PruneReport:
     bookkeeping_cutoff: datetime
     """Slots and notifications before this are deleted."""
     dry_run: bool = False
+    results_dropped: int = 0
+    """Whole results deleted (`RetentionPolicy.result_days`)."""
+    results_cutoff: datetime | None = None
+    """Results started before this are deleted; None: results are kept for good."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["output_cutoff"] = self.output_cutoff.isoformat()
         data["bookkeeping_cutoff"] = self.bookkeeping_cutoff.isoformat()
+        data["results_cutoff"] = self.results_cutoff and self.results_cutoff.isoformat()
         return data
 
 
@@ -104,6 +115,14 @@ def prune(
     output_cutoff = now - timedelta(days=policy.raw_output_days)
     bookkeeping_cutoff = now - timedelta(days=policy.bookkeeping_days)
     pruned, kept = _prune_results(store, policy.batch_size, output_cutoff, now, dry_run)
+    results_cutoff = dropped = None
+    if policy.result_days is not None:
+        from canary.store.row_retention import drop_old_results
+
+        results_cutoff = now - timedelta(days=policy.result_days)
+        with store.engine.connect() as conn:
+            evidence = evidence_result_ids(conn)
+        dropped = drop_old_results(store, results_cutoff, evidence, policy.batch_size, dry_run)
     return PruneReport(
         results_pruned=pruned,
         results_kept_as_evidence=kept,
@@ -114,6 +133,8 @@ def prune(
         output_cutoff=output_cutoff,
         bookkeeping_cutoff=bookkeeping_cutoff,
         dry_run=dry_run,
+        results_dropped=dropped or 0,
+        results_cutoff=results_cutoff,
     )
 
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
+from canary.errors import StoreError
 from canary.records import ResultFilter
+from canary.store.engine import dumps_json
 from canary.store.filters import result_filters
 from canary.store.models import (
     DetectorSpecRow,
@@ -147,42 +151,104 @@ def endpoint_flavours(store: Store) -> dict[int, str]:
 
 
 def save_scores(store: Store, scores: Sequence[ScoreToSave]) -> int:
-    """Upsert a batch of scores in one transaction; returns how many were written."""
+    """Upsert a batch of scores in one transaction; returns how many were written.
+
+    Each score gets its result's start time (the partition key) from the result itself, so a
+    score of a result that is not stored is refused. The rows go to the driver in one
+    `executemany` (SQLite) or one array statement (PostgreSQL): at 14 scores a result,
+    building them through SQLAlchemy's per-row parameter processing cost more than the
+    detectors did.
+    """
     if not scores:
         return 0
-    now = utcnow()
-    rows = [
-        {
-            "result_id": s.result_id,
-            "detector": s.detector,
-            "detector_version": s.fingerprint,
-            "metric": s.metric,
-            "value": s.value,
-            "flagged": s.flagged,
-            "evidence": s.evidence,
-            "created_at": now,
-        }
-        for s in scores
-    ]
     with store.engine.begin() as conn:
-        conn.execute(_upsert(conn), rows)  # executemany: batched by SQLAlchemy's insertmanyvalues
+        if conn.dialect.name == "postgresql":
+            _upsert_postgresql(conn, scores)
+        else:
+            _upsert_sqlite(conn, scores)
         invalidate_runs(conn, (s.result_id for s in scores))  # same transaction: never stale
-    return len(rows)
+    return len(scores)
 
 
-def _upsert(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(ScoreRow)
-    return statement.on_conflict_do_update(
-        index_elements=["result_id", "detector", "metric"],
-        set_={
-            "detector_version": statement.excluded.detector_version,
-            "value": statement.excluded.value,
-            "flagged": statement.excluded.flagged,
-            "evidence": statement.excluded.evidence,
-            "created_at": statement.excluded.created_at,
+_UPDATE = (
+    "ON CONFLICT (result_id, detector, metric, result_started_at) DO UPDATE SET "
+    "detector_version = excluded.detector_version, value = excluded.value, "
+    "flagged = excluded.flagged, evidence = excluded.evidence, created_at = excluded.created_at"
+)
+_SQLITE_UPSERT = (
+    "INSERT INTO scores (result_id, detector, detector_version, metric, value, flagged, "
+    "evidence, created_at, result_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+    f"(SELECT started_at FROM results WHERE id = ?)) {_UPDATE}"
+)
+_POSTGRESQL_UPSERT = (
+    "INSERT INTO scores (result_id, detector, detector_version, metric, value, flagged, "
+    "evidence, created_at, result_started_at) "
+    "SELECT u.result_id, u.detector, u.version, u.metric, u.value, u.flagged, u.evidence, "
+    "%(created_at)s, u.started_at FROM unnest(%(ids)s::bigint[], %(detectors)s::text[], "
+    "%(versions)s::text[], %(metrics)s::text[], %(values)s::float8[], %(flagged)s::bool[], "
+    "%(evidence)s::jsonb[], %(started)s::timestamptz[]) "
+    "AS u(result_id, detector, version, metric, value, flagged, evidence, started_at) "
+    f"{_UPDATE}"
+)
+
+
+def _upsert_sqlite(conn: Connection, scores: Sequence[ScoreToSave]) -> None:
+    created_at = _bound(conn, utcnow())
+    rows = [
+        (s.result_id, s.detector, s.fingerprint, s.metric, s.value, s.flagged,
+         dumps_json(s.evidence), created_at, s.result_id)
+        for s in scores
+    ]  # fmt: skip
+    try:
+        conn.exec_driver_sql(_SQLITE_UPSERT, rows)
+    except IntegrityError as exc:
+        raise StoreError(f"cannot save scores: {_missing(conn, scores) or exc.orig}") from None
+
+
+def _upsert_postgresql(conn: Connection, scores: Sequence[ScoreToSave]) -> None:
+    ids = sorted({s.result_id for s in scores})
+    started = dict(
+        conn.execute(select(ResultRow.id, ResultRow.started_at).where(ResultRow.id.in_(ids))).all()
+    )
+    if missing := _missing(conn, scores, started):
+        raise StoreError(f"cannot save scores: {missing}")
+    conn.exec_driver_sql(
+        _POSTGRESQL_UPSERT,
+        {
+            "created_at": utcnow(),
+            "ids": [s.result_id for s in scores],
+            "detectors": [s.detector for s in scores],
+            "versions": [s.fingerprint for s in scores],
+            "metrics": [s.metric for s in scores],
+            "values": [s.value for s in scores],
+            "flagged": [bool(s.flagged) for s in scores],
+            "evidence": [dumps_json(s.evidence) for s in scores],
+            "started": [started[s.result_id] for s in scores],
         },
     )
+
+
+def _missing(
+    conn: Connection, scores: Sequence[ScoreToSave], started: Mapping[int, Any] | None = None
+) -> str | None:
+    """The one-line reason when some scores are of results that are not stored."""
+    ids = {s.result_id for s in scores}
+    if started is None:
+        found = conn.execute(select(ResultRow.id).where(ResultRow.id.in_(sorted(ids))))
+        started = dict.fromkeys(found.scalars())
+    absent = sorted(ids - set(started))
+    if not absent:
+        return None
+    return f"no stored result with id {', '.join(map(str, absent[:5]))}" + (
+        f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+    )
+
+
+def _bound(conn: Connection, moment: datetime) -> Any:
+    """``moment`` as the driver stores a `created_at` (the column type's own conversion)."""
+    kind = ScoreRow.__table__.c.created_at.type
+    process = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(moment) if process else moment
 
 
 def record_detector_specs(

@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, inspect
 
 from canary.errors import StoreError
 from canary.store import current_revision, downgrade, head_revision, make_engine, upgrade
-from canary.store.migrate import migrations_dir
+from canary.store.migrate import include_name, migrations_dir
 from canary.store.models import Base
+from canary.store.partitions import is_partition_name
 from tests.conftest import PG_ADMIN_URL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,9 @@ def schema_diff(url: str) -> list[Any]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": include_name}
+            )
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()
@@ -37,7 +40,7 @@ def schema_diff(url: str) -> list[Any]:
 def table_names(url: str) -> set[str]:
     engine = create_engine(url)
     try:
-        return set(inspect(engine).get_table_names())
+        return {t for t in inspect(engine).get_table_names() if not is_partition_name(t)}
     finally:
         engine.dispose()
 
@@ -47,7 +50,9 @@ def snapshot(url: str) -> dict[str, Any]:
     engine = create_engine(url)
     try:
         insp = inspect(engine)
-        tables = sorted(set(insp.get_table_names()) - {"alembic_version"})
+        tables = sorted(
+            t for t in insp.get_table_names() if t != "alembic_version" and not is_partition_name(t)
+        )
         return {
             table: {
                 "columns": [
@@ -113,7 +118,7 @@ def test_upgrade_equals_models_then_down_and_up(any_db_url: str) -> None:
 
 
 #: The revision chain, oldest first.
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 
 
 def test_revision_chain_is_linear_and_listed() -> None:

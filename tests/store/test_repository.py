@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 
 from canary.errors import NotFoundError, StoreError
 from canary.records import ResultRecord, TokenLogprob
 from canary.store import ScoreView, Store, StoredResult, open_store
-from canary.store.models import CohortRow, ProbeRow, ScoreRow
+from canary.store.models import CohortRow, ProbeRow
 from canary.store.repository import cohort_fingerprint
+from canary.store.scores import ScoreToSave, save_scores
 from tests.store.helpers import T0, batch, error_record, make_endpoints, make_suite, ok_record
 
 
@@ -143,30 +144,13 @@ def test_one_cohort_per_label_set(store: Store) -> None:
 def test_scores_are_read_back(store: Store) -> None:
     run_id, suite_id = open_run(store)
     [result_id] = store.save_results(run_id, suite_id, [ok_record()])
-    with store.engine.begin() as conn:
-        conn.execute(
-            insert(ScoreRow),
-            [
-                {
-                    "result_id": result_id,
-                    "detector": "script",
-                    "detector_version": "1",
-                    "metric": "thai_ratio",
-                    "value": 0.9,
-                    "flagged": False,
-                    "evidence": None,
-                },
-                {
-                    "result_id": result_id,
-                    "detector": "exact",
-                    "detector_version": "2",
-                    "metric": "match",
-                    "value": None,
-                    "flagged": True,
-                    "evidence": {"want": "ดี"},
-                },
-            ],
-        )
+    save_scores(
+        store,
+        [
+            ScoreToSave(result_id, "script", "1", "thai_ratio", 0.9, False, None),
+            ScoreToSave(result_id, "exact", "2", "match", None, True, {"want": "ดี"}),
+        ],
+    )
     stored = store.get_result(result_id)
     assert stored.scores == [
         ScoreView("exact", "2", "match", None, True, {"want": "ดี"}),
