@@ -1,4 +1,5 @@
-"""Results and scores partitioned by month on PostgreSQL; scores carry their result's start time.
+"""Results and scores partitioned by month on PostgreSQL; scores carry their result's start time;
+covering indexes for the rollups compare and reports read.
 
 PostgreSQL: both tables are rebuilt as range-partitioned tables (one partition per month of the
 stored data, `MONTHS_AHEAD` months ahead, and a DEFAULT partition), the rows copied across in
@@ -155,7 +156,24 @@ def _carry_sequence(table: str) -> None:
     )
 
 
+#: What the covering rollup indexes hold after (aggregation, metric, run or day).
+COVERED = ["cohort_id", "fingerprint", "probe_key", "bucket", "n", "k", "sessions",
+           "flagged_sessions"]  # fmt: skip
+
+
+def _rollup_indexes(covering: bool) -> None:
+    """Swap the (aggregation, metric, run/day) rollup indexes for covering ones, or back."""
+    for key in ("run_id", "day_id"):
+        plain, cover = op.f(f"ix_rollups_aggregation_metric_{key}"), f"ix_rollups_cover_{key}"
+        op.drop_index(plain if covering else cover, table_name="rollups")
+        if covering:
+            op.create_index(cover, "rollups", ["aggregation", "metric", key, *COVERED])
+        else:
+            op.create_index(plain, "rollups", ["aggregation", "metric", key])
+
+
 def upgrade() -> None:
+    _rollup_indexes(covering=True)
     if op.get_bind().dialect.name != "postgresql":
         op.add_column("scores", sa.Column("result_started_at", Time, nullable=True))
         op.execute(
@@ -200,6 +218,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _rollup_indexes(covering=False)
     if op.get_bind().dialect.name != "postgresql":
         with op.batch_alter_table("scores") as batch:
             batch.drop_constraint(op.f(NEW_UNIQUE), type_="unique")

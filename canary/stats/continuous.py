@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from canary.stats.policy import MetricPolicy
-from canary.stats.power import mde_shift
+from canary.stats.power import mde_shift, upper_quantile
 from canary.stats.result import TestResult, no_data
 
 Array = NDArray[np.float64]
@@ -62,7 +62,7 @@ def compare_continuous_binned(
     u, sigma = _mwu_from_counts(cb, ca)
     widths = np.diff(e)
     comps = _difference_components(e, cb, ca)
-    z_ci = _z(alpha)
+    z_ci = upper_quantile(alpha)
     hl, lo, hi = _hl_with_ci(comps, n_b, n_a, sigma, z_ci)
     occupied = (cb + ca) > 0
     mids = (e[:-1] + e[1:]) / 2
@@ -132,7 +132,7 @@ def compare_continuous_samples(
     sigma = _mwu_sigma(n_b, n_a, counts.astype(float))
     diffs = np.sort(np.subtract.outer(a, b).ravel())
     hl = float(np.median(diffs))
-    k = _ci_rank(n_b, n_a, sigma, _z(alpha))
+    k = _ci_rank(n_b, n_a, sigma, upper_quantile(alpha))
     lo, hi = float(diffs[k]), float(diffs[len(diffs) - 1 - k])
     hist, hedges = np.histogram(b if n_b >= 2 else np.concatenate([a, b]), bins="fd")
     density_sq = _density_sq_from_hist(hist.astype(float), np.diff(hedges))
@@ -222,12 +222,6 @@ def _finish(
 def _check_kind(policy: MetricPolicy) -> None:
     if policy.kind != "continuous":
         raise ValueError(f"{policy.metric}: policy kind is {policy.kind!r}, not 'continuous'")
-
-
-def _z(q: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.isf(q))
 
 
 def _mwu_sigma(n_b: int, n_a: int, tie_counts: Array) -> float:

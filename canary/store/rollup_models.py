@@ -72,6 +72,11 @@ class RollupDayRow(Base):
     built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+#: What `ix_rollups_cover_*` hold after (aggregation, metric, run or day).
+COVERED = ("cohort_id", "fingerprint", "probe_key", "bucket", "n", "k", "sessions",
+           "flagged_sessions")  # fmt: skip
+
+
 class RollupRow(Base):
     """Sufficient statistics of one run (or one compacted day) × cohort × metric × detector
     version (× bucket).
@@ -86,8 +91,12 @@ class RollupRow(Base):
     __table_args__ = (
         Index(None, "run_id"),
         Index(None, "day_id"),
-        Index(None, "aggregation", "metric", "run_id"),
-        Index(None, "aggregation", "metric", "day_id"),
+        # Covering: compare and reports read these columns of one metric's runs or days
+        # without touching the table (a year of a fleet is millions of rollup rows).
+        *(
+            Index(f"ix_rollups_cover_{key}", "aggregation", "metric", key, *COVERED)
+            for key in ("run_id", "day_id")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -196,7 +196,7 @@ def _upsert_sqlite(conn: Connection, scores: Sequence[ScoreToSave]) -> None:
     created_at = _bound(conn, utcnow())
     rows = [
         (s.result_id, s.detector, s.fingerprint, s.metric, s.value, s.flagged,
-         dumps_json(s.evidence), created_at, s.result_id)
+         _json(s.evidence), created_at, s.result_id)
         for s in scores
     ]  # fmt: skip
     try:
@@ -222,10 +222,15 @@ def _upsert_postgresql(conn: Connection, scores: Sequence[ScoreToSave]) -> None:
             "metrics": [s.metric for s in scores],
             "values": [s.value for s in scores],
             "flagged": [bool(s.flagged) for s in scores],
-            "evidence": [dumps_json(s.evidence) for s in scores],
+            "evidence": [_json(s.evidence) for s in scores],
             "started": [started[s.result_id] for s in scores],
         },
     )
+
+
+def _json(evidence: dict[str, Any] | None) -> str:
+    """Evidence as the JSON column stores it; most scores have none (JSON ``null``)."""
+    return "null" if evidence is None else dumps_json(evidence)
 
 
 def _missing(
