@@ -155,8 +155,8 @@ def save_scores(store: Store, scores: Sequence[ScoreToSave]) -> int:
 
     Each score gets its result's start time (the partition key) from the result itself, so a
     score of a result that is not stored is refused. The rows go to the driver in one
-    `executemany` (SQLite) or one array statement (PostgreSQL): at 14 scores a result,
-    building them through SQLAlchemy's per-row parameter processing cost more than the
+    `executemany` (SQLite) or by COPY into a temporary table and one upsert (PostgreSQL): at
+    14 scores a result, SQLAlchemy's per-row parameter processing cost more than the
     detectors did.
     """
     if not scores:
@@ -180,15 +180,16 @@ _SQLITE_UPSERT = (
     "evidence, created_at, result_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
     f"(SELECT started_at FROM results WHERE id = ?)) {_UPDATE}"
 )
+_COLUMNS = ("result_id, detector, detector_version, metric, value, flagged, evidence, "
+            "created_at, result_started_at")  # fmt: skip
+#: PostgreSQL: rows arrive by COPY into a per-session temporary table, then one upsert.
+_INCOMING = (
+    "CREATE TEMP TABLE IF NOT EXISTS scores_incoming (result_id bigint, detector text, "
+    "detector_version text, metric text, value float8, flagged bool, evidence jsonb, "
+    "created_at timestamptz, result_started_at timestamptz) ON COMMIT DELETE ROWS"
+)
 _POSTGRESQL_UPSERT = (
-    "INSERT INTO scores (result_id, detector, detector_version, metric, value, flagged, "
-    "evidence, created_at, result_started_at) "
-    "SELECT u.result_id, u.detector, u.version, u.metric, u.value, u.flagged, u.evidence, "
-    "%(created_at)s, u.started_at FROM unnest(%(ids)s::bigint[], %(detectors)s::text[], "
-    "%(versions)s::text[], %(metrics)s::text[], %(values)s::float8[], %(flagged)s::bool[], "
-    "%(evidence)s::jsonb[], %(started)s::timestamptz[]) "
-    "AS u(result_id, detector, version, metric, value, flagged, evidence, started_at) "
-    f"{_UPDATE}"
+    f"INSERT INTO scores ({_COLUMNS}) SELECT {_COLUMNS} FROM scores_incoming {_UPDATE}"
 )
 
 
@@ -212,20 +213,21 @@ def _upsert_postgresql(conn: Connection, scores: Sequence[ScoreToSave]) -> None:
     )
     if missing := _missing(conn, scores, started):
         raise StoreError(f"cannot save scores: {missing}")
-    conn.exec_driver_sql(
-        _POSTGRESQL_UPSERT,
-        {
-            "created_at": utcnow(),
-            "ids": [s.result_id for s in scores],
-            "detectors": [s.detector for s in scores],
-            "versions": [s.fingerprint for s in scores],
-            "metrics": [s.metric for s in scores],
-            "values": [s.value for s in scores],
-            "flagged": [bool(s.flagged) for s in scores],
-            "evidence": [_json(s.evidence) for s in scores],
-            "started": [started[s.result_id] for s in scores],
-        },
-    )
+    created_at = utcnow()
+    conn.exec_driver_sql(_INCOMING)
+    driver = conn.connection.driver_connection  # psycopg's, inside this transaction
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(  # type: ignore[union-attr]
+            f"COPY scores_incoming ({_COLUMNS}) FROM STDIN"
+        ) as copy,
+    ):
+        for s in scores:
+            copy.write_row(
+                (s.result_id, s.detector, s.fingerprint, s.metric, s.value, s.flagged,
+                 _json(s.evidence), created_at, started[s.result_id])
+            )  # fmt: skip
+    conn.exec_driver_sql(_POSTGRESQL_UPSERT)  # the temporary rows go at commit
 
 
 def _json(evidence: dict[str, Any] | None) -> str:
