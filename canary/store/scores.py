@@ -215,12 +215,10 @@ def _upsert_postgresql(conn: Connection, scores: Sequence[ScoreToSave]) -> None:
         raise StoreError(f"cannot save scores: {missing}")
     created_at = utcnow()
     conn.exec_driver_sql(_INCOMING)
-    driver = conn.connection.driver_connection  # psycopg's, inside this transaction
+    driver: Any = conn.connection.driver_connection  # psycopg's, inside this transaction
     with (
         driver.cursor() as cursor,
-        cursor.copy(  # type: ignore[union-attr]
-            f"COPY scores_incoming ({_COLUMNS}) FROM STDIN"
-        ) as copy,
+        cursor.copy(f"COPY scores_incoming ({_COLUMNS}) FROM STDIN") as copy,
     ):
         for s in scores:
             copy.write_row(
