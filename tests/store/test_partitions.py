@@ -6,12 +6,15 @@ at a fixed `now` so which months are old does not depend on today's date.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, inspect, select, text
+from typer.testing import CliRunner
 
+from canary.cli.main import app
 from canary.errors import StoreError
 from canary.records import ResultFilter
 from canary.scoring import score_stored
@@ -168,3 +171,20 @@ def test_a_run_not_rolled_up_keeps_its_results(any_db_url: str) -> None:
     report = prune(store, RetentionPolicy(raw_output_days=400, result_days=60), now=NOW)
     assert report.results_dropped == 0
     assert len(contents(store)[0]) == 12
+
+
+def test_prune_command_drops_old_results(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    fill(store)  # every result is from early 2026, long before today: all older than 60 days
+    cli = CliRunner()
+    args = ["prune", "--older-than", "400d", "--drop-results-after", "60d", "--db", sqlite_url]
+    shown = cli.invoke(app, [*args, "--dry-run"])
+    assert shown.exit_code == 0, shown.output
+    assert "results deleted" in shown.output and len(contents(store)[0]) == 12
+    done = cli.invoke(app, [*args, "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["results_dropped"] == 12
+    assert contents(store) == ([], [])
+    failed = cli.invoke(app, ["prune", "--drop-results-after", "36h", "--db", sqlite_url])
+    assert failed.exit_code == 3 and "--drop-results-after '36h'" in failed.output
+    assert len(failed.output.strip().splitlines()) == 1
