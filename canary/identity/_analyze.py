@@ -117,21 +117,52 @@ def _kl_outcome(
         return None
     summary = summarize(kls, same)
     test = kl_margin_test(per_probe, margin=margin, alpha=alpha)
-    return TestOutcome(
-        name="kl-margin",
-        p_value=test.p_different,
+    return kl_margin_outcome(
+        p_different=test.p_different,
         p_same=test.p_same,
         samples=summary.positions,
+        mean_kl=summary.mean_kl,
+        p99_kl=summary.p99_kl,
+        kl_upper=test.upper,
+        margin=margin,
+        alpha=alpha,
+        data=f"{test.units} probes, {summary.positions} positions",
+        bounds="bootstrap bounds",
+        same_top1=summary.same_top1,
+        kl_lower=test.lower,
+    )
+
+
+def kl_margin_outcome(
+    *,
+    p_different: float,
+    p_same: float,
+    samples: int,
+    mean_kl: float,
+    p99_kl: float,
+    kl_upper: float,
+    margin: float,
+    alpha: float,
+    data: str,
+    bounds: str,
+    **extra: float,
+) -> TestOutcome:
+    """The kl-margin test's outcome, one shape whether decided from the probes just sent or
+    from stored scores (``canary identity --stored``), so renderers and the verdict read both
+    alike; ``extra`` effects are what only one side measures."""
+    return TestOutcome(
+        name="kl-margin",
+        p_value=p_different,
+        p_same=p_same,
+        samples=samples,
         effects={
-            "mean_kl": summary.mean_kl,
-            "p99_kl": summary.p99_kl,
-            "same_top1": summary.same_top1,
-            "kl_lower": test.lower,
-            "kl_upper": test.upper,
+            "mean_kl": mean_kl,
+            "p99_kl": p99_kl,
+            **extra,
+            "kl_upper": kl_upper,
             "margin": margin,
         },
-        note=f"{test.units} probes, {summary.positions} positions; bootstrap bounds at "
-        f"level {alpha:.3g} against margin {margin:g} nats/token",
+        note=f"{data}; {bounds} at level {alpha:.3g} against margin {margin:g} nats/token",
     )
 
 

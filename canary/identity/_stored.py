@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from canary.identity._analyze import Evidence
+from canary.identity._analyze import Evidence, kl_margin_outcome
 from canary.identity._check import IdentityReport
-from canary.identity._verdict import TestOutcome, combine
+from canary.identity._verdict import combine
 from canary.stats.equivalence import DEFAULT_KL_MARGIN
 
 if TYPE_CHECKING:
@@ -51,20 +51,18 @@ def check_stored(
         )
         return IdentityReport(endpoint, "reference", "inconclusive", alpha, [], notes=[note])
     row = rows[0]
-    outcome = TestOutcome(
-        name="kl-margin",
-        p_value=row.p_different,
+    outcome = kl_margin_outcome(
+        p_different=row.p_different,
         p_same=row.p_same,
         samples=row.probes,
-        effects={
-            "mean_kl": row.mean_kl,
-            "p99_kl": row.p99_kl,
-            "kl_upper": row.kl_upper,
-            "margin": margin,
-            "mismatch_rate": row.mismatched / row.judged if row.judged else 0.0,
-        },
-        note=f"{row.probes} {described} (model_equality: mean KL per probe); one-sided "
-        f"t-bounds at level {alpha:.3g} against margin {margin:g} nats/token",
+        mean_kl=row.mean_kl,
+        p99_kl=row.p99_kl,
+        kl_upper=row.kl_upper,
+        margin=margin,
+        alpha=alpha,
+        data=f"{row.probes} {described} (model_equality: mean KL per probe)",
+        bounds="one-sided t-bounds",
+        mismatch_rate=row.mismatched / row.judged if row.judged else 0.0,
     )
     verdict, level = combine([outcome], alpha)
     evidence = []

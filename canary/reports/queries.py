@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from canary.compare.aggregate import ERROR_RATE
 from canary.records import ResultFilter
 from canary.reports.model import TrendPoint
 from canary.stats.summaries import summary_spec
 from canary.store import Store
-from canary.store.reports import trend_rows, window_rounds
+from canary.store.reports import fold_slots, trend_rows, window_rounds
 from canary.store.rollups import rollup_spec
 
 #: At most about this many points per series; more rounds than this are bucketed.
@@ -51,18 +50,8 @@ def run_series(
         spec=rollup_spec(summary_spec()),
         bucket=bucket,
     )
-    counts: dict[tuple[str, str, int], list[Any]] = {}
-    for slot, run_id, cohort_id, metric, at, n, k in rows:
-        where = (key_of[cohort_id], metric, slot)
-        total = counts.get(where)
-        if total is None:
-            counts[where] = [at, run_id, k, n]
-            continue
-        total[0], total[1] = min(total[0], at), max(total[1], run_id)
-        total[2] += k
-        total[3] += n
     series: dict[tuple[str, str], list[TrendPoint]] = {}
-    for (key, metric, _), (at, run_id, k, n) in counts.items():
+    for _, run_id, key, metric, at, n, k in fold_slots(rows, key_of.__getitem__):
         point = TrendPoint(at=at, run_id=run_id, k=k, n=n, rate=k / n if n else 0.0)
         series.setdefault((key, metric), []).append(point)
     for points in series.values():

@@ -9,9 +9,11 @@ of repeats are in `canary.scoring.groups`, those that need the reference model i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from canary.scoring.probes import ProbeCache
 
 if TYPE_CHECKING:
     from canary.config.reference import ReferenceConfig
+    from canary.detectors import Score
     from canary.store import Store
     from canary.store.scores import ScorableResult, ScoreToSave
 
@@ -43,6 +46,9 @@ class ScoringReport:
     """Seconds per phase (`read`, `detect`, `write`, `groups`, `rollups`): where time goes."""
     detector_seconds: Mapping[str, float] = field(default_factory=dict)
     """Seconds spent inside each per-result detector's `score`, so overhead shows beside it."""
+    memo_hits: int = 0
+    """Results whose built-in detectors' scores were reused from an identical earlier result
+    of the pass (`ScoreMemo`) instead of computed again."""
 
     @property
     def reference_note(self) -> str | None:
@@ -60,6 +66,7 @@ class ScoringReport:
             "seconds": round(self.seconds, 3),
             "reference": self.reference,
             "reference_note": self.reference_note,
+            "memo_hits": self.memo_hits,
             "metrics": {
                 m: {"scored": n, "flagged": self.flagged.get(m, 0)}
                 for m, n in sorted(self.scored.items())
@@ -75,6 +82,7 @@ def score_stored(
     reference: ReferenceConfig | bool | None = True,
     chat_templates: Mapping[str, str] | None = None,
     batch_size: int = 5000,
+    memo: bool = True,
 ) -> ScoringReport:
     """Score the stored `results` (default: all) with ``detectors`` (default: all).
 
@@ -84,6 +92,8 @@ def score_stored(
     callers), None or False for none, when those checks are counted as not made
     (`ScoringReport.unjudged`), never computed against a model the fleet may not serve.
     ``chat_templates`` are the endpoints' own `chat_template:` by endpoint name.
+    ``memo`` reuses the scores of a result identical to an earlier one (`ScoreMemo`); off,
+    every detector runs on every result (the same scores, slower).
     """
     from canary.config.reference import describe_reference
     from canary.detectors import default_detector, result_detector_names
@@ -113,6 +123,7 @@ def score_stored(
     flagged: Counter[str] = Counter()
     phases: dict[str, float] = dict.fromkeys(("read", "detect", "write", "groups", "rollups"), 0.0)
     spent: dict[str, float] = dict.fromkeys(fingerprints, 0.0)
+    remembered = ScoreMemo() if memo else None
     batches = scorable_batches(store, results, batch_size=batch_size)
     while True:
         mark = time.perf_counter()
@@ -121,7 +132,7 @@ def score_stored(
             break
         probes.load(r.probe_row_id for r in batch)
         phases["read"] += (now := time.perf_counter()) - mark
-        to_save = _score_batch(batch, probes, built, fingerprints, spent)
+        to_save = _score_batch(batch, probes, built, fingerprints, spent, remembered)
         phases["detect"] += (mark := time.perf_counter()) - now
         save_scores(store, to_save)
         phases["write"] += time.perf_counter() - mark
@@ -156,6 +167,7 @@ def score_stored(
         unjudged=unjudged,
         phases=dict(phases),
         detector_seconds=spent,
+        memo_hits=remembered.hits if remembered is not None else 0,
     )
 
 
@@ -215,37 +227,102 @@ def missing_reference_note(store: Store, results: ResultFilter | None = None) ->
     return f"{n} results without reference scores: {NO_REFERENCE_HINT}" if n else None
 
 
+#: Results whose scores a pass remembers; the least recently seen are forgotten first. An
+#: entry holds ~2.4 kB (measured: the built-ins' scores of one benchmark output): ~50 MB full,
+#: and a fleet's repeating greedy answers are far fewer than this.
+MEMO_SIZE = 20_000
+
+Outputs = list[tuple[str, list["Score"]]]
+"""(detector name, its scores) for each detector that applies to a result."""
+
+
+class ScoreMemo:
+    """Per-result detector outputs of one scoring pass, by what the detectors read.
+
+    Canary probes are fixed prompts, and a healthy fleet answers a greedy probe the same way
+    round after round: most results repeat an earlier (probe, output) exactly, and detectors
+    are pure functions of their `ScoringInput`, so the scores of a repeat are already known.
+    A bounded LRU keeps memory flat on a fleet whose outputs never repeat.
+    """
+
+    def __init__(self, size: int = MEMO_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[bytes, Outputs] = OrderedDict()
+        self.hits = 0
+        """Lookups answered from the memo."""
+
+    def get(self, key: bytes) -> Outputs | None:
+        """The outputs remembered under ``key``, or None."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return found
+
+    def put(self, key: bytes, outputs: Outputs) -> None:
+        """Remember ``outputs`` under ``key``, forgetting the least recently used past size."""
+        self._entries[key] = outputs
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def memo_key(r: ScorableResult) -> bytes:
+    """A digest of everything a per-result detector reads of ``r``: its probe row (the probe),
+    output text, error kind, finish reason and the stored tokens and tool calls as raw JSON.
+
+    Digested so an entry costs 16 bytes of key, not a copy of the text and tokens; a 128-bit
+    BLAKE2 collision among a pass's results is not a practical concern. The JSON encoding is
+    unambiguous, so equal digests mean equal inputs (key order in a stored object can only
+    make two equal inputs miss, never make two different ones meet).
+    """
+    raw = [r.probe_row_id, r.output_text, r.error_kind, r.finish_reason, r.tokens, r.tool_calls]
+    return hashlib.blake2b(json.dumps(raw, default=repr).encode(), digest_size=16).digest()
+
+
+def _pure(detector: Any) -> bool:
+    """Whether ``detector``'s outputs may be reused: the built-ins are pure functions of their
+    input (no randomness, clock or state; their caches only memoise compiled patterns). A
+    plugin's purity is not known, so it runs on every result."""
+    return type(detector).__module__.startswith("canary.detectors.")
+
+
 def _score_batch(
     batch: list[ScorableResult],
     probes: ProbeCache,
     built: list[Any],
     fingerprints: Mapping[str, str],
     spent: dict[str, float],
+    memo: ScoreMemo | None = None,
 ) -> list[ScoreToSave]:
-    from canary.detectors import ScoringInput
     from canary.store.scores import ScoreToSave
-    from canary.store.views import tokens_from_json, tool_calls_from_json
 
-    clock = time.perf_counter
+    plans: dict[int, tuple[list[Any], list[Any]]] = {}
     out: list[ScoreToSave] = []
     for r in batch:
-        probe = probes.get(r.probe_row_id)
-        applicable = [d for d in built if d.applies_to(probe)]
-        if not applicable:
-            continue
-        inp = ScoringInput(
-            probe=probe,
-            output_text=r.output_text,
-            error_kind=r.error_kind,
-            tokens=tokens_from_json(r.tokens),
-            finish_reason=r.finish_reason,
-            tool_calls=tool_calls_from_json(r.tool_calls),
-        )
-        for detector in applicable:
-            name = detector.name
-            mark = clock()
-            scores = detector.score(inp)
-            spent[name] += clock() - mark
+        plan = plans.get(r.probe_row_id)
+        if plan is None:
+            applicable = [d for d in built if d.applies_to(probes.get(r.probe_row_id))]
+            if memo is None:
+                plan = plans[r.probe_row_id] = ([], applicable)
+            else:
+                plan = plans[r.probe_row_id] = (
+                    [d for d in applicable if _pure(d)],
+                    [d for d in applicable if not _pure(d)],
+                )
+        reusable, always = plan
+        outputs: Outputs | None = None
+        key = memo_key(r) if memo is not None and reusable else None
+        if key is not None and memo is not None:
+            outputs = memo.get(key)
+        if outputs is None:
+            outputs = _run(r, probes, reusable, spent)
+            if key is not None and memo is not None:
+                memo.put(key, outputs)
+        if always:
+            outputs = outputs + _run(r, probes, always, spent)
+        # Rows of a hit share the Score objects (and evidence dicts) of the first result:
+        # save_scores only serialises them, and nothing after it mutates a ScoreToSave.
+        for name, scores in outputs:
             fingerprint = fingerprints[name]
             out += [
                 ScoreToSave(
@@ -254,3 +331,30 @@ def _score_batch(
                 for s in scores
             ]
     return out
+
+
+def _run(
+    r: ScorableResult, probes: ProbeCache, detectors: Sequence[Any], spent: dict[str, float]
+) -> Outputs:
+    """Every detector of ``detectors`` on ``r``, timed into ``spent``."""
+    from canary.detectors import ScoringInput
+    from canary.store.views import tokens_from_json, tool_calls_from_json
+
+    if not detectors:
+        return []
+    inp = ScoringInput(
+        probe=probes.get(r.probe_row_id),
+        output_text=r.output_text,
+        error_kind=r.error_kind,
+        tokens=tokens_from_json(r.tokens),
+        finish_reason=r.finish_reason,
+        tool_calls=tool_calls_from_json(r.tool_calls),
+    )
+    clock = time.perf_counter
+    outputs: Outputs = []
+    for detector in detectors:
+        mark = clock()
+        scores = detector.score(inp)
+        spent[detector.name] += clock() - mark
+        outputs.append((detector.name, scores))
+    return outputs

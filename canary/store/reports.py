@@ -7,10 +7,10 @@ is decided by the caller and handed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -71,6 +71,7 @@ TrendRow = tuple[int, int, int, str, datetime, int, int]
 bucket of rounds (slot: the bucket's index, run id: its newest run, at: its first round's)."""
 RoundRow = tuple[int, int, str, datetime, int, int]
 """(run id, cohort id, metric, at, n, k): one round, as `RoundCount` holds it."""
+G = TypeVar("G", bound=Hashable)
 
 
 def round_counts(
@@ -184,6 +185,25 @@ def _raw_round_counts(
     return out
 
 
+def fold_slots(
+    rows: Iterable[TrendRow], group: Callable[[int], G]
+) -> list[tuple[int, int, G, str, datetime, int, int]]:
+    """Rows of the same slot, metric and ``group(cohort id)`` summed into one: (slot, newest
+    run, group, metric, first ``at``, n, k). One fold for a bucket read in several parts (raw
+    and rolled up), for rounds summed into buckets, and for cohorts merged under one key."""
+    sums: dict[tuple[int, G, str], list[Any]] = {}
+    for slot, run_id, cohort_id, metric, at, n, k in rows:
+        where = (slot, group(cohort_id), metric)
+        total = sums.get(where)
+        if total is None:
+            sums[where] = [run_id, at, n, k]
+            continue
+        total[0], total[1] = max(total[0], run_id), min(total[1], at)
+        total[2] += n
+        total[3] += k
+    return [(s, run, g, m, at, n, k) for (s, g, m), (run, at, n, k) in sums.items()]
+
+
 def _bucketed(conn: Connection, rounds: list[RoundRow], bucket: timedelta) -> list[TrendRow]:
     """Per-round rows summed per bucket of their runs' start (what `_rolled_round_counts`
     does in SQL, here for the few runs read raw)."""
@@ -194,17 +214,11 @@ def _bucketed(conn: Connection, rounds: list[RoundRow], bucket: timedelta) -> li
         part = RunRow.id.in_(runs[start : start + PART])
         for run_id, started in conn.execute(select(RunRow.id, RunRow.started_at).where(part)):
             slot_of[int(run_id)] = int(aware_at(started).timestamp()) // seconds
-    sums: dict[tuple[int, int, str], list[Any]] = {}
-    for run_id, cohort_id, metric, at, n, k in rounds:
-        slot = (slot_of[run_id], cohort_id, metric)
-        total = sums.get(slot)
-        if total is None:
-            sums[slot] = [run_id, at, n, k]
-            continue
-        total[0], total[1] = max(total[0], run_id), min(total[1], at)
-        total[2] += n
-        total[3] += k
-    return [(s, run, c, m, at, n, k) for (s, c, m), (run, at, n, k) in sums.items()]
+    return fold_slots(((slot_of[r[0]], *r) for r in rounds), _same)
+
+
+def _same(cohort_id: int) -> int:
+    return cohort_id
 
 
 def _rolled_round_counts(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import (
     select,
 )
 
-from canary.store.binning import Bins, bin_index
+from canary.store.binning import Bins
 from canary.store.models import (
     ProbeRow,
     ResultRow,
@@ -27,6 +27,7 @@ from canary.store.models import (
 )
 from canary.store.repository import Store
 from canary.store.rollup_marks import forget_runs
+from canary.store.rollups.buckets import rollup_bin_index
 from canary.store.rollups.days import compact_days_on
 from canary.store.rollups.spec import BINS, CATEGORIES, ERRORS, FLAGS, LATENCY, RollupSpec
 from canary.store.rollups.times import aware as _aware
@@ -82,46 +83,41 @@ def build_rollups_on(conn: Connection, spec: RollupSpec, run_ids: Sequence[int])
         return
     runs = list(run_ids)
     forget_runs(conn, runs)
-    rows: list[dict[str, Any]] = []
-    rows += _errors(conn, runs)
+    dialect = conn.dialect.name
+    errors = _errors(conn, runs)
+    rows = list(errors)
     rows += _flags(conn, runs)
     for metric, bins in spec.latency.items():
-        rows += _latency(conn, runs, metric, bins)
-    for metric, bins in spec.bins.items():
-        rows += _bins(conn, runs, metric, bins)
+        rows += _latency(conn, runs, metric, bins, dialect)
+    rows += _bins(conn, runs, spec.bins, dialect)
     for metric, key in spec.categories.items():
         rows += _categories(conn, runs, metric, key)
     if rows:
         conn.execute(insert(RollupRow), rows)
-    spans = conn.execute(
-        select(
-            ResultRow.run_id,
-            func.min(ResultRow.started_at),
-            func.max(ResultRow.started_at),
-            func.count(),
-        )
-        .where(ResultRow.run_id.in_(runs))
-        .group_by(ResultRow.run_id)
-    ).all()
-    by_run: dict[int, tuple[datetime | None, datetime | None, int]] = {
-        int(r): (_aware(lo), _aware(hi), int(n)) for r, lo, hi, n in spans
-    }
+    by_run: dict[int, list[dict[str, Any]]] = {}
+    for row in errors:
+        by_run.setdefault(row["run_id"], []).append(row)
     now = utcnow()
     conn.execute(
         insert(RollupRunRow),
         [
-            {
-                "run_id": run_id,
-                "spec_key": spec.key,
-                "first_started_at": by_run.get(run_id, (None, None, 0))[0],
-                "last_started_at": by_run.get(run_id, (None, None, 0))[1],
-                "results": by_run.get(run_id, (None, None, 0))[2],
-                "run_rows": True,
-                "built_at": now,
-            }
-            for run_id in runs
+            {"run_id": r, "spec_key": spec.key, **_span(by_run.get(r, [])), "built_at": now}
+            for r in runs
         ],
     )
+
+
+def _span(mine: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's start times and result count, from its cohorts' `errors` rows (every result of
+    the run is in exactly one), so its results are not read a second time."""
+    firsts = [row["first_started_at"] for row in mine if row["first_started_at"] is not None]
+    lasts = [row["last_started_at"] for row in mine if row["last_started_at"] is not None]
+    return {
+        "first_started_at": min(firsts, default=None),
+        "last_started_at": max(lasts, default=None),
+        "results": sum(row["n"] for row in mine),
+        "run_rows": True,
+    }
 
 
 def _row(
@@ -204,8 +200,10 @@ def _flags(conn: Connection, runs: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def _latency(conn: Connection, runs: list[int], metric: str, bins: Bins) -> list[dict[str, Any]]:
-    index = bin_index(ResultRow.latency_ms, bins)
+def _latency(
+    conn: Connection, runs: list[int], metric: str, bins: Bins, dialect: str
+) -> list[dict[str, Any]]:
+    index = rollup_bin_index(ResultRow.latency_ms, bins, dialect)
     query = (
         select(ResultRow.run_id, ResultRow.cohort_id, index, func.count())
         .where(ResultRow.run_id.in_(runs), ResultRow.error_kind.is_(None))
@@ -216,23 +214,41 @@ def _latency(conn: Connection, runs: list[int], metric: str, bins: Bins) -> list
     ]
 
 
-def _bins(conn: Connection, runs: list[int], metric: str, bins: Bins) -> list[dict[str, Any]]:
-    index = bin_index(ScoreRow.value, bins)
+def _bins(
+    conn: Connection, runs: list[int], spec: Mapping[str, Bins], dialect: str
+) -> list[dict[str, Any]]:
+    """Every binned metric's histogram in one pass over the runs' scores (one pass per metric
+    read the whole run again for each)."""
+    if not spec:
+        return []
+    index = case(
+        *(
+            (ScoreRow.metric == m, rollup_bin_index(ScoreRow.value, b, dialect))
+            for m, b in spec.items()
+        )
+    )
     query = (
         select(
-            ResultRow.run_id, ResultRow.cohort_id, ScoreRow.detector_version, index, func.count()
+            ResultRow.run_id,
+            ResultRow.cohort_id,
+            ScoreRow.metric,
+            ScoreRow.detector_version,
+            index,
+            func.count(),
         )
         .where(
             ScoreRow.result_id == ResultRow.id,
             ResultRow.run_id.in_(runs),
-            ScoreRow.metric == metric,
+            ScoreRow.metric.in_(list(spec)),
             ScoreRow.value.is_not(None),
         )
-        .group_by(ResultRow.run_id, ResultRow.cohort_id, ScoreRow.detector_version, index)
+        .group_by(
+            ResultRow.run_id, ResultRow.cohort_id, ScoreRow.metric, ScoreRow.detector_version, index
+        )
     )
     return [
-        _row(r, c, BINS, metric, fingerprint=f, bucket=str(int(i)), n=n)
-        for r, c, f, i, n in conn.execute(query)
+        _row(r, c, BINS, m, fingerprint=f, bucket=str(int(i)), n=n)
+        for r, c, m, f, i, n in conn.execute(query)
     ]
 
 
