@@ -50,6 +50,7 @@ _SQL_START = regex.compile(
     r"^\s*(?i:select|with|insert|update|delete|create|drop|alter|merge|from|where|values)\b"
 )
 _SQLGLOT_TOKEN = regex.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: [^>]*>")
+_CLEAN = Score("code_parse_error", 0.0)  # frozen: one shared value serves every clean output
 # Not in typeshed: codeop's flags that make "needs more input" a distinct SyntaxError.
 _PY_FLAGS: int = (
     ast.PyCF_ONLY_AST
@@ -91,7 +92,8 @@ def extract_code(probe: Probe, output: str, language: str) -> list[CodeBlock]:
     without fences, a completion of a code prompt is prompt + output, anything else the bare
     output. Returns ``[]`` when the only fences are in other languages.
     """
-    fences = list(_FENCE.finditer(output))
+    # Every fence opens with ``` or ~~~: without one, _FENCE's scan would find nothing.
+    fences = list(_FENCE.finditer(output)) if "```" in output or "~~~" in output else []
     if fences:
         tagged, untagged = [], []
         for m in fences:
@@ -179,7 +181,7 @@ class CodeDetector(Detector):
                 truncated = truncated or {**evidence, "reason": "truncated"}
                 continue
             return [_flag(evidence)]
-        return [Score("code_parse_error", 0.0, evidence=truncated)]
+        return [_CLEAN if truncated is None else Score("code_parse_error", 0.0, evidence=truncated)]
 
 
 def _flag(evidence: dict[str, Any]) -> Score:

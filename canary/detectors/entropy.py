@@ -12,7 +12,7 @@ import math
 import re
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,15 +38,24 @@ ENTROPY_WHY = (
     "corruption (up) or repetition (down)"
 )
 _BASE = 1_000_003
+# c * log2(c) for the character counts short texts have.
+_XLOGX = tuple(c * math.log2(c) if c else 0.0 for c in range(1024))
 _MASK = (1 << 64) - 1
+_CLEAN = Score("degenerate", 0.0)  # frozen: one shared value serves every clean output
 
 
 def char_entropy(text: str) -> float:
     """Shannon entropy of the character distribution, in bits per character (0 for "")."""
-    n = len(text)
+    return _entropy_of_counts(Counter(text).values(), len(text))
+
+
+def _entropy_of_counts(counts: Collection[int], n: int) -> float:
     if n == 0:
         return 0.0
-    total = sum(c * math.log2(c) for c in Counter(text).values())
+    if max(counts) < len(_XLOGX):  # the same products, looked up rather than recomputed
+        total = sum(map(_XLOGX.__getitem__, counts))
+    else:
+        total = sum(c * math.log2(c) for c in counts)
     return max(0.0, math.log2(n) - total / n)
 
 
@@ -122,19 +131,26 @@ class EntropyDetector(Detector):
         tokens = tokenize(text)
         repeat = longest_repeat(tokens)
         repeat_share = repeat / len(tokens) if tokens else None
+        if self.ngram >= 1 and repeat < self.ngram and len(tokens) >= self.ngram:
+            distinct: float | None = 1.0  # no n-gram repeats: every one is distinct
+        else:
+            distinct = distinct_ngram_ratio(tokens, self.ngram)
+        counts = Counter(text).values()
         return [
-            Score("char_entropy", char_entropy(text) if text else None),
+            Score("char_entropy", _entropy_of_counts(counts, len(text)) if text else None),
             Score("compression_ratio", compression_ratio(text)),
-            Score(f"distinct_{self.ngram}gram_ratio", distinct_ngram_ratio(tokens, self.ngram)),
+            Score(f"distinct_{self.ngram}gram_ratio", distinct),
             Score("longest_repeat_share", repeat_share),
-            self._degenerate(text, tokens, repeat),
+            self._degenerate(text, tokens, repeat, max(counts, default=0)),
         ]
 
-    def _degenerate(self, text: str, tokens: list[str], repeat: int) -> Score:
+    def _degenerate(self, text: str, tokens: list[str], repeat: int, most: int) -> Score:
+        """``most``: the count of the commonest character; no run is longer, so at most
+        `max_char_run` of it needs no search for one."""
         evidence: dict[str, Any] | None = None
         if not text.strip():
             evidence = {"reason": "empty", "chars": len(text)}
-        elif (run := _char_run(self.max_char_run).search(text)) is not None:
+        elif most > self.max_char_run and (run := _char_run(self.max_char_run).search(text)):
             evidence = {
                 "reason": "char_run",
                 "char": run.group(1),
@@ -149,7 +165,7 @@ class EntropyDetector(Detector):
                 "tail": clip(text[-200:]),
             }
         if evidence is None:
-            return Score("degenerate", 0.0)
+            return _CLEAN
         return Score("degenerate", 1.0, flagged=True, evidence=evidence)
 
 
@@ -170,6 +186,8 @@ def _run_length(text: str, start: int) -> int:
 
 def _set_repeat(tokens: Sequence[str]) -> Any:
     def has_repeat(k: int) -> bool:
+        if k == 1:  # 1-grams are distinct exactly when their tokens are
+            return len(set(tokens)) < len(tokens)
         grams = zip(*(tokens[i:] for i in range(k)), strict=False)
         return len(set(grams)) < len(tokens) - k + 1
 

@@ -29,6 +29,7 @@ from canary.detectors.registry import register_detector
 from canary.errors import ConfigError
 
 CHECKS = ("exact", "contains", "not_contains", "regex", "choice")
+_CLEAN = Score("fixed_fail", 0.0)  # frozen: one shared value serves every clean output
 
 
 def check_answer(expect: dict[str, Any], output: str) -> list[dict[str, Any]]:
@@ -102,7 +103,7 @@ class FixedDetector(Detector):
         output = inp.output_text or ""
         failures = check_answer(expect, output)
         if not failures:
-            return [Score("fixed_fail", 0.0)]
+            return [_CLEAN]
         evidence = {"failed": failures, "got": clip(output, self.got_limit)}
         return [Score("fixed_fail", 1.0, flagged=True, evidence=evidence)]
 

@@ -28,6 +28,7 @@ _BYTE_LEVEL = regex.compile(r"(?<=[\p{Ll}\p{N}\p{P}--[\-'’]])[ĠĊ](?=\S)|[Ġ�
 _SENTENCEPIECE = regex.compile(r"(?<![\u2580-\u259f])▁+(?![\u2580-\u259f])")
 _WORDPIECE = regex.compile(r"(?<=\w )##\w")  # BERT's continuation marker: "play ##ing"
 _UNKNOWN = regex.compile("\u2047")  # ⁇, llama.cpp's rendering of an unknown piece
+_CLEAN = Score("tokenizer_marker_leak", 0.0)  # frozen: one shared value serves every clean output
 
 
 def _touches_word(text: str, start: int, end: int) -> bool:
@@ -38,14 +39,21 @@ def _touches_word(text: str, start: int, end: int) -> bool:
 
 def find_markers(text: str) -> list[tuple[int, int, str]]:
     """(start, end, what) of every tokenizer marker in ``text`` that replaces a space."""
-    found = [(m.start(), m.end(), "byte-level BPE marker") for m in _BYTE_LEVEL.finditer(text)]
-    found += [
-        (m.start(), m.end(), "SentencePiece word marker")
-        for m in _SENTENCEPIECE.finditer(text)
-        if _touches_word(text, m.start(), m.end())
-    ]
-    found += [(m.start(), m.end(), "WordPiece continuation") for m in _WORDPIECE.finditer(text)]
-    found += [(m.start(), m.end(), "unknown-token marker") for m in _UNKNOWN.finditer(text)]
+    found: list[tuple[int, int, str]] = []
+    if "##" in text:  # each pattern runs only where its marker occurs at all
+        found += [(m.start(), m.end(), "WordPiece continuation") for m in _WORDPIECE.finditer(text)]
+    if text.isascii():
+        return sorted(found)
+    if "Ġ" in text or "Ċ" in text:
+        found += [(m.start(), m.end(), "byte-level BPE marker") for m in _BYTE_LEVEL.finditer(text)]
+    if "▁" in text:
+        found += [
+            (m.start(), m.end(), "SentencePiece word marker")
+            for m in _SENTENCEPIECE.finditer(text)
+            if _touches_word(text, m.start(), m.end())
+        ]
+    if "\u2047" in text:
+        found += [(m.start(), m.end(), "unknown-token marker") for m in _UNKNOWN.finditer(text)]
     return sorted(found)
 
 
@@ -76,7 +84,7 @@ class TokenizerMarkerDetector(Detector):
         text = inp.output_text or ""
         found = find_markers(text)
         if len(found) < self.min_markers:
-            return [Score("tokenizer_marker_leak", 0.0)]
+            return [_CLEAN]
         evidence = spans_evidence(
             text, found, markers=sorted({text[s:e][:1] for s, e, _ in found}), count=len(found)
         )

@@ -24,6 +24,7 @@ from canary.detectors.spans import explained, spans_evidence
 
 _WIDE = regex.compile(r"[\p{Thai}\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _REPLACEMENT = "\ufffd"
+_CLEAN = Score("prompt_echo", 0.0)  # frozen: one shared value serves every clean output
 
 
 def echoed_tail(prompt: str, output: str) -> tuple[int, int]:
@@ -33,11 +34,17 @@ def echoed_tail(prompt: str, output: str) -> tuple[int, int]:
     """
     start = len(output) - len(output.lstrip(_REPLACEMENT))
     rest = output[start:]
-    longest = 0
-    for size in range(1, min(len(prompt), len(rest)) + 1):
-        if rest.startswith(prompt[-size:]):
-            longest = size
-    return (start, start + longest) if longest else (0, 0)
+    if not rest or not prompt:
+        return (0, 0)
+    # The longest suffix that matches starts earliest in the prompt, and every suffix that can
+    # match starts with ``rest[0]``: try those starts, earliest first.
+    first = rest[0]
+    at = prompt.find(first, max(0, len(prompt) - len(rest)))
+    while at >= 0:
+        if rest.startswith(prompt[at:]):
+            return (start, start + len(prompt) - at)
+        at = prompt.find(first, at + 1)
+    return (0, 0)
 
 
 @register_detector
@@ -70,8 +77,10 @@ class PromptEchoDetector(Detector):
         prompt = inp.probe.as_prompt()
         start, end = echoed_tail(prompt, text)
         span = text[start:end]
+        if not span:
+            return [_CLEAN]
         wide = len(_WIDE.findall(span))
-        if not span or (len(span) < self.min_chars and wide < self.min_wide):
-            return [Score("prompt_echo", 0.0)]
+        if len(span) < self.min_chars and wide < self.min_wide:
+            return [_CLEAN]
         evidence = spans_evidence(text, [(0, end, "prompt tail")], echoed=span, chars=len(span))
         return [Score("prompt_echo", 1.0, flagged=True, evidence=evidence)]

@@ -14,7 +14,11 @@ healthy model emits at all.
 
 from __future__ import annotations
 
+import math
+import operator
+import re
 from dataclasses import dataclass
+from itertools import groupby, islice
 from typing import ClassVar
 
 import regex
@@ -24,7 +28,9 @@ from canary.detectors.metrics import Bins, Metric, continuous, rate
 from canary.detectors.registry import register_detector
 from canary.detectors.spans import explained, spans_evidence
 
-_RUN = regex.compile(r"(.)\1*", regex.DOTALL)
+# Runs this long are judged by the dominant-share rule; shorter ones only under a lower limit.
+_SHORTEST_RUN = 6
+_RUNS: dict[int, re.Pattern[str]] = {}
 # Characters that draw rules, borders, tables and separators: long runs of them are layout.
 _RULES = frozenset("-=_*#~.·•─━═│|/\\+^")
 # …and, for runs, also CSV's empty fields (",,,,"), arrows and merge markers ("<<<<<<<").
@@ -37,6 +43,9 @@ _SYMBOL_UNIT = regex.compile(r"([^\w\s]{2,3}?)\1+")
 _SAME_WORD = regex.compile(r"\b(\w*[^\W\d_]\w*)(?:[ \t]+\1\b)+")
 # Empty markdown table cells in a row: "|  |  |  |".
 _EMPTY_CELLS = regex.compile(r"\|(?:[ \t]*\|)+")
+# Whitespace to split() but not to regex's \s: the information separators.
+_SEPARATORS = re.compile(r"[\x1c-\x1f]")
+_CLEAN = Score("repetition", 0.0)  # frozen: one shared value serves every clean output
 
 
 @register_detector
@@ -94,7 +103,7 @@ class RepetitionDetector(Detector):
         covered = max((e - s for s, e, _ in found), default=0)
         share = covered / len(text) if text else None
         if not found:
-            return [Score("repetition", 0.0), Score("repeated_share", share)]
+            return [_CLEAN, Score("repeated_share", share)]
         start, end, what = max(found, key=lambda f: f[1] - f[0])
         evidence = spans_evidence(text, found, reason=what, length=end - start)
         return [
@@ -115,29 +124,55 @@ class RepetitionDetector(Detector):
 
     def _runs(self, text: str, factor: float) -> list[tuple[int, int, str]]:
         found = []
-        visible = sum(not c.isspace() for c in text)
-        for m in _RUN.finditer(text):
+        visible = -1  # counted on first need: most texts hold no run worth judging
+        for m in _run_pattern(self._shortest_run(factor)).finditer(text):
             length = m.end() - m.start()
             char = m.group(1)
             if length >= self._limit(char, factor):
                 found.append((m.start(), m.end(), f"{length}× {char!r}"))
-            elif (
-                length >= 6
-                and char not in _LAYOUT
-                and not char.isspace()
-                and length / max(1, visible) >= self.dominant_share
-            ):
-                found.append((m.start(), m.end(), f"{length}× {char!r} is most of the output"))
+            elif length >= 6 and char not in _LAYOUT and not char.isspace():
+                if visible < 0:
+                    visible = sum(map(len, text.split()))  # split() cuts at isspace()
+                if length / max(1, visible) >= self.dominant_share:
+                    found.append((m.start(), m.end(), f"{length}× {char!r} is most of the output"))
         return found
+
+    def _shortest_run(self, factor: float) -> int:
+        """The shortest run any rule of `_runs` can flag: shorter runs need not be found."""
+        limits = (self.newline_run, self.layout_run, self.digit_run * factor,
+                  self.letter_run * factor, self.symbol_run * factor)  # fmt: skip
+        shortest = _SHORTEST_RUN  # the dominant-share rule's own minimum
+        for limit in limits:
+            if limit < shortest:  # False for NaN, which flags nothing
+                shortest = math.ceil(limit) if limit > 1 else 1
+        return shortest
 
     def _units(self, text: str) -> list[tuple[int, int, str]]:
         found = []
-        for m in _LETTER_UNIT.finditer(text):
+        # Exact gates on whitespace-split tokens skip the scans that cannot find a qualifying
+        # unit: a repeated unit without a space lies inside one token at least twice its
+        # repeats long, and a repeated word or spaced letter unit leaves equal tokens in a row
+        # (`_equal_run`). The symbol unit's class also holds \x1c-\x1f, which split()
+        # cuts at, so their presence turns its gate off. A row of cells has cells + 1 "|".
+        tokens = text.split()
+        same = _equal_run(tokens)
+        longest = max(map(len, tokens), default=0)
+        letters = (
+            self.letter_unit_repeats < 3
+            or same >= self.letter_unit_repeats - 1
+            or longest >= 2 * self.letter_unit_repeats
+        )
+        symbols = (
+            self.symbol_unit_repeats < 2
+            or longest >= 2 * self.symbol_unit_repeats
+            or _SEPARATORS.search(text) is not None
+        )
+        for m in _LETTER_UNIT.finditer(text) if letters else ():
             unit = m.group(1)
             repeats = (m.end() - m.start()) // len(unit)
             if repeats >= self.letter_unit_repeats and len(set(unit)) > 1:
                 found.append((m.start(), m.end(), f"{repeats}× {unit!r}"))
-        for m in _SYMBOL_UNIT.finditer(text):
+        for m in _SYMBOL_UNIT.finditer(text) if symbols else ():
             unit = m.group(1)
             repeats = (m.end() - m.start()) // len(unit)
             if (
@@ -146,12 +181,38 @@ class RepetitionDetector(Detector):
                 and not set(unit) <= _RULES
             ):
                 found.append((m.start(), m.end(), f"{repeats}× {unit!r}"))
-        for m in _SAME_WORD.finditer(text):
+        for m in _SAME_WORD.finditer(text) if same >= self.word_repeats - 2 else ():
             repeats = len(m.group().split())
             if repeats >= self.word_repeats:
                 found.append((m.start(), m.end(), f"{repeats}× {m.group(1)!r}"))
-        for m in _EMPTY_CELLS.finditer(text):
+        for m in _EMPTY_CELLS.finditer(text) if text.count("|") > self.empty_cells else ():
             cells = m.group().count("|") - 1
             if cells >= self.empty_cells:
                 found.append((m.start(), m.end(), f"{cells} empty table cells"))
         return found
+
+
+def _run_pattern(shortest: int) -> re.Pattern[str]:
+    """Maximal runs of one character, ``shortest`` or longer.
+
+    Exact against scanning every run: where a maximal run is too short, no later start inside
+    it is long enough either, so the scan resumes at the next run, as ``(.)\\1*`` would.
+    Any character and an exact back-reference mean the same in `re` and `regex`; `re` is faster.
+    """
+    pattern = _RUNS.get(shortest)
+    if pattern is None:
+        pattern = _RUNS[shortest] = re.compile(rf"(.)\1{{{shortest - 1},}}", re.DOTALL)
+    return pattern
+
+
+def _equal_run(tokens: list[str]) -> int:
+    """The most equal whitespace-split tokens in a row (at least 1 when there are tokens).
+
+    A word repeated n times leaves n - 2 equal tokens in a row at least (the first and last
+    copies may touch other text: "(and and and."), and a letter unit holding a space repeated
+    n times leaves n - 1 (" a a a", "ab ab ab", "x yx yx y"). Neither pattern matches
+    whitespace other than spaces and tabs, where split() also cuts.
+    """
+    if not any(map(operator.eq, tokens, islice(tokens, 1, None))):
+        return 1 if tokens else 0  # the common case, without a Python step per token
+    return max(sum(1 for _ in group) for _, group in groupby(tokens))

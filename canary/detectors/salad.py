@@ -11,6 +11,7 @@ salad starts at 0.56. Markdown's structure characters (``|``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,6 +29,18 @@ _STRETCH = regex.compile(r"(?:[\p{P}\p{S}][\s\p{P}\p{S}]*){8,}", regex.V1)
 
 
 _SENTENCE = frozenset(",.;:!?")
+_CLEAN = Score("symbol_salad", 0.0)  # frozen: one shared value serves every clean output
+# The ASCII characters `_counts` counts, taken from `_SYMBOL` itself, and the sentence marks
+# among them that are not counted after a letter or digit when whitespace or the end follows
+# (the standard `re`'s \s is str.isspace, and [A-Za-z0-9] is str.isalnum in ASCII).
+_ASCII_SYMBOLS = bytes(
+    c for c in range(128) if _SYMBOL.match(chr(c)) is not None and chr(c) not in _MARKDOWN
+)
+_ASCII_WORD_END = re.compile(
+    "["
+    + re.escape("".join(sorted(_SENTENCE & set(_ASCII_SYMBOLS.decode()))))
+    + r"](?<=[A-Za-z0-9].)(?=\s|\Z)"
+)
 
 
 def symbol_share(text: str) -> float | None:
@@ -36,20 +49,35 @@ def symbol_share(text: str) -> float | None:
     Sentence punctuation between a word and a space (``1, 2, 3``, ``end. Next``) is writing,
     not salad, and is not counted.
     """
-    visible = 0
+    visible, symbols = _counts(text)
+    return symbols / visible if visible else None
+
+
+def _counts(text: str) -> tuple[int, int]:
+    """(visible characters, symbols among them), as `symbol_share` counts them.
+
+    Only the characters `_SYMBOL` finds are looked at one by one; no symbol is whitespace,
+    and ``split()`` cuts at exactly the characters ``isspace()`` calls whitespace.
+    """
+    visible = sum(map(len, text.split()))
+    if text.isascii():
+        # The same count without a Python step per symbol: delete the counted ASCII symbols,
+        # then give back the sentence punctuation that ends a word.
+        raw = text.encode("ascii")
+        counted = len(raw) - len(raw.translate(None, _ASCII_SYMBOLS))
+        return visible, counted - len(_ASCII_WORD_END.findall(text))
     symbols = 0
-    for at, c in enumerate(text):
-        if c.isspace():
+    for m in _SYMBOL.finditer(text):
+        c = m.group()
+        if c in _MARKDOWN:
             continue
-        visible += 1
-        if c in _MARKDOWN or _SYMBOL.match(c) is None:
-            continue
+        at = m.start()
         if c in _SENTENCE and at > 0 and text[at - 1].isalnum():
             after = text[at + 1 : at + 2]
             if not after or after.isspace():
                 continue
         symbols += 1
-    return symbols / visible if visible else None
+    return visible, symbols
 
 
 @register_detector
@@ -90,9 +118,9 @@ class SymbolSaladDetector(Detector):
 
     def measure(self, inp: ScoringInput) -> list[Score]:
         text = inp.output_text or ""
-        share = symbol_share(text)
-        blank = sum(c.isspace() for c in text)
-        visible = len(text) - blank
+        visible, symbols = _counts(text)
+        share = symbols / visible if visible else None
+        blank = len(text) - visible
         if len(text) >= 8 and blank / len(text) > self.max_blank_share:
             evidence = spans_evidence(
                 text, [(0, len(text), "whitespace")], reason="blank", share=blank / len(text)
@@ -100,7 +128,7 @@ class SymbolSaladDetector(Detector):
             return [Score("symbol_salad", 1.0, True, evidence), Score("symbol_share", share)]
         limit = self.limit(inp.probe.kind)
         if share is None or visible < self.min_visible or share <= limit:
-            return [Score("symbol_salad", 0.0), Score("symbol_share", share)]
+            return [_CLEAN, Score("symbol_share", share)]
         stretches = [(m.start(), m.end(), "symbols") for m in _STRETCH.finditer(text)]
         stretches.sort(key=lambda s: s[0] - s[1])
         evidence = spans_evidence(

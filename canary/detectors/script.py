@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -40,7 +41,13 @@ _SPLIT_BY_SCRIPT = regex.compile(
 )
 # Spans of one script separated only by this (spaces, punctuation) are shown as one span.
 _JOINABLE_GAP = regex.compile(r"[^\p{L}\p{N}]{0,3}")
-_CONTROL = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Plain code-point ranges: the standard `re` finds them faster and exactly as `regex` does.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Frozen: one shared value serves every clean output.
+_CLEAN = Score("unexpected_script", 0.0)
+_NO_FRACTION = Score("unexpected_char_fraction", None)
+_ZERO_FRACTION = Score("unexpected_char_fraction", 0.0)
+_NO_MOJIBAKE = Score("mojibake", 0.0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -51,6 +58,12 @@ def unexpected_pattern(scripts: frozenset[str]) -> regex.Pattern[str]:
         f"\\p{{Script={name}}}\\p{{Script_Extensions={name}}}" for name in sorted(scripts)
     )
     return regex.compile(f"[^{allowed}]+")
+
+
+@functools.lru_cache(maxsize=256)
+def _ascii_expected(unexpected: regex.Pattern[str]) -> bool:
+    """Whether ``unexpected`` matches no ASCII character: then ASCII text needs no scan."""
+    return unexpected.search("".join(map(chr, range(128)))) is None
 
 
 @functools.lru_cache(maxsize=16)
@@ -155,9 +168,10 @@ class ScriptDetector(Detector):
 
     def _script_scores(self, text: str, scripts: frozenset[str]) -> list[Score]:
         pattern = unexpected_pattern(scripts)
-        fraction = None if not text else 0.0
-        clean = [Score("unexpected_script", 0.0), Score("unexpected_char_fraction", fraction)]
-        if not text or pattern.search(text) is None:
+        clean = [_CLEAN, _NO_FRACTION if not text else _ZERO_FRACTION]
+        if not text or (text.isascii() and _ascii_expected(pattern)):
+            return clean
+        if pattern.search(text) is None:
             return clean
         lone_ok = _script_class(self.lone_letters_ok)
         runs = [
@@ -225,24 +239,29 @@ class ScriptDetector(Detector):
     def _mojibake_score(self, text: str, *, cut: bool = False) -> Score:
         """``cut``: the output stopped at ``max_tokens``, so the replacement characters that
         end it are the first bytes of a character the limit split, not corruption."""
-        from ftfy import fix_text
-        from ftfy.badness import BADNESS_RE, is_bad
-
         reasons: list[dict[str, Any]] = []
         judged = _without_cut_character(text) if cut else text
         if "\ufffd" in judged:
             reasons.append(self._located("replacement_char", text, judged.index("\ufffd")))
         if (control := _CONTROL.search(text)) is not None:
             reasons.append(self._located("control_char", text, control.start()))
-        if not judged.isascii() and is_bad(judged):  # mojibake needs non-ASCII; skip ftfy's scan
-            bad = BADNESS_RE.search(judged)
-            at = bad.start() if bad is not None else 0
-            reason = self._located("mojibake", text, at)
-            reason["fixed"] = clip(fix_text(reason["context"]))
-            reasons.append(reason)
+        if not judged.isascii():  # mojibake needs non-ASCII: skip ftfy's scan (and import)
+            reasons += self._mojibake(text, judged)
         if not reasons:
-            return Score("mojibake", 0.0)
+            return _NO_MOJIBAKE
         return Score("mojibake", 1.0, flagged=True, evidence={"reasons": reasons})
+
+    def _mojibake(self, text: str, judged: str) -> list[dict[str, Any]]:
+        from ftfy import fix_text
+        from ftfy.badness import BADNESS_RE, is_bad
+
+        if not is_bad(judged):
+            return []
+        bad = BADNESS_RE.search(judged)
+        at = bad.start() if bad is not None else 0
+        reason = self._located("mojibake", text, at)
+        reason["fixed"] = clip(fix_text(reason["context"]))
+        return [reason]
 
     def _located(self, reason: str, text: str, at: int) -> dict[str, Any]:
         c = self.context

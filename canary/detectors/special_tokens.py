@@ -32,6 +32,7 @@ _GENERIC = regex.compile(
 )
 # `<s>` and `</s>` are also HTML strikethrough: only an unpaired one is a leak.
 _S_TAG = regex.compile(r"</?s>")
+_CLEAN = Score("special_token_leak", 0.0)  # frozen: one shared value serves every clean output
 
 
 def _unpaired_s_tags(text: str) -> list[tuple[int, int]]:
@@ -47,12 +48,19 @@ def _unpaired_s_tags(text: str) -> list[tuple[int, int]]:
     return sorted(lone + opened)
 
 
+def _may_hold_shapes(text: str) -> bool:
+    """Whether ``text`` has a character every `_GENERIC` and `_S_TAG` match contains."""
+    return "<" in text or "[" in text or "|" in text
+
+
 def find_special_tokens(
     text: str, extra: tuple[str, ...] = (), prompt: str | None = None
 ) -> list[tuple[int, int, str]]:
     """(start, end, token) of every special token in ``text`` that the prompt does not hold."""
-    found = [(m.start(), m.end(), m.group()) for m in _GENERIC.finditer(text)]
-    found += [(s, e, text[s:e]) for s, e in _unpaired_s_tags(text)]
+    found: list[tuple[int, int, str]] = []
+    if _may_hold_shapes(text):
+        found += [(m.start(), m.end(), m.group()) for m in _GENERIC.finditer(text)]
+        found += [(s, e, text[s:e]) for s, e in _unpaired_s_tags(text)]
     for token in extra:
         if not token:
             continue
@@ -107,9 +115,11 @@ class SpecialTokenDetector(Detector):
 
     def measure(self, inp: ScoringInput) -> list[Score]:
         text = inp.output_text or ""
+        if not self.tokens and not _may_hold_shapes(text):
+            return [_CLEAN]  # nothing to find; skip the prompt too
         found = find_special_tokens(text, self.tokens, inp.probe.as_prompt())
         if not found:
-            return [Score("special_token_leak", 0.0)]
+            return [_CLEAN]
         distinct = sorted({token for _, _, token in found})
         evidence = spans_evidence(
             text,
