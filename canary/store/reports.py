@@ -41,19 +41,6 @@ Worst = Literal["errors", "slowest", "flagged", "lowest", "highest"]
 
 
 @dataclass(frozen=True)
-class RoundCount:
-    """Flagged and total results of one run (round) × cohort × metric."""
-
-    run_id: int
-    cohort_id: int
-    metric: str
-    at: datetime
-    """When the round's first result of this cohort started."""
-    n: int
-    k: int
-
-
-@dataclass(frozen=True)
 class MonitorView:
     """One daemon monitor (a full cohort label set × metric) and its live state."""
 
@@ -70,24 +57,8 @@ TrendRow = tuple[int, int, int, str, datetime, int, int]
 """(slot, run id, cohort id, metric, at, n, k): one round (slot: its run id) or one time
 bucket of rounds (slot: the bucket's index, run id: its newest run, at: its first round's)."""
 RoundRow = tuple[int, int, str, datetime, int, int]
-"""(run id, cohort id, metric, at, n, k): one round, as `RoundCount` holds it."""
+"""(run id, cohort id, metric, at, n, k): one round."""
 G = TypeVar("G", bound=Hashable)
-
-
-def round_counts(
-    store: Store,
-    window: ResultFilter,
-    cohort_ids: Sequence[int],
-    scored: Sequence[str],
-    *,
-    errors_as: str | None = None,
-    spec: RollupSpec | None = None,
-) -> list[RoundCount]:
-    """Per run × cohort: flagged/scored results of each ``scored`` metric and, under the
-    metric name ``errors_as``, failed/all results, in ``cohort_ids`` and the window. With
-    ``spec``, runs with fresh rollups wholly inside the window are read from them."""
-    rows = trend_rows(store, window, cohort_ids, scored, errors_as=errors_as, spec=spec)
-    return [RoundCount(run, cohort, metric, at, n, k) for _, run, cohort, metric, at, n, k in rows]
 
 
 def trend_rows(
@@ -100,7 +71,10 @@ def trend_rows(
     spec: RollupSpec | None = None,
     bucket: timedelta | None = None,
 ) -> list[TrendRow]:
-    """`round_counts` as tuples; with ``bucket``, summed per bucket of rounds instead: rounds
+    """Per run × cohort: flagged/scored results of each ``scored`` metric and, under the
+    metric name ``errors_as``, failed/all results, in ``cohort_ids`` and the window; with
+    ``spec``, runs with fresh rollups wholly inside the window are read from them. With
+    ``bucket``, summed per bucket of rounds instead: rounds
     whose run started in the same ``bucket``-wide span (aligned to the epoch, like the
     daemon's slots). A bucket read partly raw and partly from rollups comes in several rows
     (add them up by slot); a week of 5-minute rounds is then hundreds of rows, not 10⁵."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary.config.fleet import EndpointConfig
 from canary.probes.model import Probe, Suite
-from canary.records import ResultRecord, TokenLogprob
+from canary.records import ResultFilter, ResultRecord, TokenLogprob
+from canary.store import Store
+from canary.store.reports import trend_rows
+from canary.store.rollups import RollupSpec
 
 T0 = datetime(2024, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -110,3 +115,29 @@ def batch(size: int, start: int = 0) -> list[ResultRecord]:
     """`size` results alternating endpoints, with 32 tokens each (a realistic row size)."""
     tokens = [TokenLogprob(f"t{i}", -0.1 * i, {f"t{i}": -0.1 * i, "x": -3.0}, i) for i in range(32)]
     return [ok_record("gpu-a" if i % 2 else "gpu-b", start + i, tokens=tokens) for i in range(size)]
+
+
+@dataclass(frozen=True)
+class RoundCount:
+    """Flagged and total results of one run (round) × cohort × metric, by name."""
+
+    run_id: int
+    cohort_id: int
+    metric: str
+    at: datetime
+    n: int
+    k: int
+
+
+def round_counts(
+    store: Store,
+    window: ResultFilter,
+    cohort_ids: Sequence[int],
+    scored: Sequence[str],
+    *,
+    errors_as: str | None = None,
+    spec: RollupSpec | None = None,
+) -> list[RoundCount]:
+    """`trend_rows` per round, with named fields for the tests' arithmetic."""
+    rows = trend_rows(store, window, cohort_ids, scored, errors_as=errors_as, spec=spec)
+    return [RoundCount(run, cohort, metric, at, n, k) for _, run, cohort, metric, at, n, k in rows]

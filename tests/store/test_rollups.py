@@ -19,10 +19,9 @@ from canary.store import Store, open_store
 from canary.store.aggregates import selection
 from canary.store.cohorts import cohort_health
 from canary.store.models import CohortRow
-from canary.store.reports import round_counts
 from canary.store.rollups import build_rollups, rollup_spec, stale_run_ids
 from canary.store.scores import ScoreToSave, save_scores
-from tests.store.helpers import T0, make_endpoints, make_suite, ok_record
+from tests.store.helpers import T0, make_endpoints, make_suite, ok_record, round_counts
 
 #: One metric of each aggregation: flag counts, declared bins, first-token categories.
 METRICS = ("unexpected_script", "top1_agreement", "sampling_first_token")

@@ -16,10 +16,10 @@ from canary.reports.queries import run_series
 from canary.stats.summaries import summary_spec
 from canary.store import Store, open_store
 from canary.store.models import CohortRow, RunRow
-from canary.store.reports import round_counts, trend_rows
+from canary.store.reports import trend_rows
 from canary.store.rollups import build_rollups, rollup_spec
 from canary.store.scores import ScoreToSave, save_scores
-from tests.store.helpers import T0, make_endpoints, make_suite, ok_record
+from tests.store.helpers import T0, make_endpoints, make_suite, ok_record, round_counts
 
 SPACING = timedelta(minutes=7)
 RUNS = 12
