@@ -41,8 +41,20 @@ SCORE_COLUMNS = (
 OLD_UNIQUE = "uq_scores_result_id_detector_metric"
 NEW_UNIQUE = "uq_scores_result_id_detector_metric_result_started_at"
 FOREIGN_KEY = "fk_scores_result_id_results"
-RESULT_INDEXES = (("cohort_id", "started_at"), ("endpoint_id", "started_at"), ("run_id",),
-                  ("started_at",))  # fmt: skip
+OLD_RUN_INDEX = ("run_id",)
+#: A run's endpoints (one index seek per endpoint) and its result and error counts, read from
+#: the index alone.
+RUN_INDEX = ("run_id", "endpoint_id", "error_kind")
+
+
+def _result_indexes(run_index: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return [("cohort_id", "started_at"), ("endpoint_id", "started_at"), run_index,
+            ("started_at",)]  # fmt: skip
+
+
+def _run_index(old: tuple[str, ...], new: tuple[str, ...]) -> None:
+    op.drop_index(op.f(f"ix_results_{'_'.join(old)}"), table_name="results")
+    op.create_index(op.f(f"ix_results_{'_'.join(new)}"), "results", list(new))
 
 
 def _partition_by(column: str, partitioned: bool) -> dict[str, Any]:
@@ -86,7 +98,7 @@ def _results_table(partitioned: bool) -> None:
         ),
         **_partition_by("started_at", partitioned),
     )
-    for columns in RESULT_INDEXES:
+    for columns in _result_indexes(RUN_INDEX if partitioned else OLD_RUN_INDEX):
         op.create_index(op.f(f"ix_results_{'_'.join(columns)}"), "results", list(columns))
 
 
@@ -175,6 +187,7 @@ def _rollup_indexes(covering: bool) -> None:
 def upgrade() -> None:
     _rollup_indexes(covering=True)
     if op.get_bind().dialect.name != "postgresql":
+        _run_index(OLD_RUN_INDEX, RUN_INDEX)
         op.add_column("scores", sa.Column("result_started_at", Time, nullable=True))
         op.execute(
             "UPDATE scores SET result_started_at = "
@@ -220,6 +233,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     _rollup_indexes(covering=False)
     if op.get_bind().dialect.name != "postgresql":
+        _run_index(RUN_INDEX, OLD_RUN_INDEX)
         with op.batch_alter_table("scores") as batch:
             batch.drop_constraint(op.f(NEW_UNIQUE), type_="unique")
             batch.create_unique_constraint(op.f(OLD_UNIQUE), ["result_id", "detector", "metric"])

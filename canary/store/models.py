@@ -114,7 +114,7 @@ class ResultRow(Base):
     __table_args__ = (
         Index(None, "cohort_id", "started_at"),
         Index(None, "endpoint_id", "started_at"),
-        Index(None, "run_id"),
+        Index(None, "run_id", "endpoint_id", "error_kind"),  # a run's endpoints and counts
         Index(None, "started_at"),
         {"postgresql_partition_by": "RANGE (started_at)"},  # canary.store.partitions
     )
