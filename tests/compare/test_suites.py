@@ -37,6 +37,9 @@ def test_the_store_selects_results_by_suite(store: Store, write_run: Writer) -> 
     window = ResultFilter(since=T0, until=T0 + timedelta(hours=2))
     both = aggregate(store, window, ["endpoint"], DEFAULT_POLICIES)
     assert both.suite_results == {SUITE.name: 60, "smoke": 20}
+    raw = aggregate(store, window, ["endpoint"], DEFAULT_POLICIES, rollups=False)
+    assert raw.suite_results == both.suite_results  # read from the rollups, the same
+    assert raw.cohorts["endpoint=gpu-a"].suites == both.cohorts["endpoint=gpu-a"].suites
     only = aggregate(
         store, ResultFilter(since=T0, suites=("smoke",)), ["endpoint"], DEFAULT_POLICIES
     )
