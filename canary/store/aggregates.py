@@ -182,7 +182,7 @@ class Selection:
                     .outerjoin(RunRow, RunRow.id == RollupRow.run_id)
                     .outerjoin(RollupDayRow, RollupDayRow.id == RollupRow.day_id)
                     .join(SuiteRow, SuiteRow.id == suite_id)
-                    .where(*where)
+                    .where(*where, RollupRow.metric == "")  # errors rows: the covering index
                     .group_by(RollupRow.cohort_id, *keys)
                 ),
                 version is not None,
