@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,9 +49,9 @@ class ScorableResult:
     """The stored tool calls (`response["tool_calls"]`), read with `tool_calls_from_json`."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreToSave:
-    """One score of one result, with the detector fingerprint that made it."""
+class ScoreToSave(NamedTuple):
+    """One score of one result, with the detector fingerprint that made it (a tuple: a
+    scoring pass makes 14 a result, and a tuple is the cheapest immutable record)."""
 
     result_id: int
     detector: str
