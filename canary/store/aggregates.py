@@ -28,9 +28,7 @@ from canary.store.models import (
     CohortRow,
     ProbeRow,
     ResultRow,
-    RollupDayRow,
     RollupRow,
-    RunRow,
     ScoreRow,
     SuiteRow,
 )
@@ -152,42 +150,9 @@ class Selection:
         return out
 
     def _suite_parts(self, version: Any, count: Any) -> Iterator[Any]:
-        """Rows of (cohort id, suite name, suite version or None, results or None) per part
-        of the selection: rolled-up runs and days from their `errors` rollups (whose n counts
-        every result), the rest from the raw rows. A result's suite is its run's:
-        `save_results` refuses any other."""
-        keys = [SuiteRow.name] if version is None else [SuiteRow.name, version]
-        raw = self.raw_where(rolled_up=True)
-        if raw is not None:
-            yield _padded(
-                self.conn.execute(
-                    select(ResultRow.cohort_id, *keys, *([count] if count is not None else []))
-                    .join(RunRow, RunRow.id == ResultRow.run_id)
-                    .join(SuiteRow, SuiteRow.id == RunRow.suite_id)
-                    .where(*raw)
-                    .group_by(ResultRow.cohort_id, *keys)
-                ),
-                version is not None,
-                count is not None,
-            )
-        if not self.uses_rollups:
-            return
-        suite_id = func.coalesce(RunRow.suite_id, RollupDayRow.suite_id)
-        total = [func.sum(RollupRow.n)] if count is not None else []
-        for where in self.rollup_wheres(ERRORS):
-            yield _padded(
-                self.conn.execute(
-                    select(RollupRow.cohort_id, *keys, *total)
-                    .select_from(RollupRow)
-                    .outerjoin(RunRow, RunRow.id == RollupRow.run_id)
-                    .outerjoin(RollupDayRow, RollupDayRow.id == RollupRow.day_id)
-                    .join(SuiteRow, SuiteRow.id == suite_id)
-                    .where(*where, RollupRow.metric == "")  # errors rows: the covering index
-                    .group_by(RollupRow.cohort_id, *keys)
-                ),
-                version is not None,
-                count is not None,
-            )
+        from canary.store.side_suites import suite_parts
+
+        return suite_parts(self, version, count)
 
     def rows(self, aggregation: str, queries: Sequence[MetricQuery]) -> list[Any]:
         """The rows of ``aggregation`` (a key of `AGGREGATIONS`) for ``queries``."""
@@ -224,14 +189,6 @@ class Selection:
             .group_by(ResultRow.cohort_id, ProbeRow.probe_key, ResultRow.output_text)
         )
         return [(int(c), str(p), str(t), int(n)) for c, p, t, n in rows]
-
-
-def _padded(rows: Any, versioned: bool, counted: bool) -> Iterator[tuple[Any, ...]]:
-    """(cohort, name, version or None, count or None) from a row of the columns asked for."""
-    for row in rows:
-        cohort, name, *rest = row
-        version = rest.pop(0) if versioned else None
-        yield (cohort, name, version, rest[0] if counted else None)
 
 
 @contextmanager
