@@ -239,8 +239,9 @@ def tracking(grouped: Grouped, trusted: Grouped, seed: int) -> TestOutcome | Non
         name="logprob-tracking",
         p_value=result.p_value,
         samples=result.samples,
-        effects={"max_shift": result.max_shift},
-        note=f"{result.prompts} prompts, permutation tests combined by Fisher's method",
+        effects={"max_shift": result.max_shift, "tolerance": result.tolerance},
+        note=f"{result.prompts} prompts, permutation tests combined by Fisher's method; "
+        f"shifts within {result.tolerance:g} nats count as the same",
     )
 
 

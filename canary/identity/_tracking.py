@@ -8,6 +8,13 @@ their mean vectors, and the prompts' p-values are combined with Fisher's method.
 The trusted side must be a serving stack too: against the deterministic reference, honest
 serving noise (batching, bf16) alone would separate the two sets, so `canary identity` uses this
 test only with `--against baseline:NAME` or `endpoint:Y`.
+
+A permutation test sees any systematic difference, however small: a baseline captured while the
+server batched differently separates from today's answers by a few 1e-6 nats of float
+rounding. So a prompt whose mean vectors are closer than `tolerance` counts as the same
+(p = 1, which only makes the test more conservative): the default sits between honest serving
+numerics and a changed model, measured on the shipped model's first tokens (median shift
+against fp32: bf16 0.044, int8 0.025, int4 0.36, the substitute checkpoint 1.3 nats).
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+#: Mean-vector distance (nats) below which two sides' first tokens are serving numerics.
+DEFAULT_TRACKING_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,8 @@ class TrackingTest:
     max_shift: float
     """Largest distance between the two mean vectors (nats), over prompts."""
     per_prompt: dict[int, float]
-    """Prompt index → its permutation p-value."""
+    """Prompt index → its permutation p-value (1 for a shift within the tolerance)."""
+    tolerance: float = DEFAULT_TRACKING_TOLERANCE
 
 
 def align(
@@ -63,8 +74,10 @@ def tracking_test(
     *,
     n_resamples: int = 999,
     seed: int = 0,
+    tolerance: float = DEFAULT_TRACKING_TOLERANCE,
 ) -> TrackingTest:
-    """Per prompt p: a[p] and b[p] are first-token top-k dicts of repeated answers."""
+    """Per prompt p: a[p] and b[p] are first-token top-k dicts of repeated answers; a prompt
+    whose mean vectors are within ``tolerance`` nats is not tested (p = 1)."""
     from scipy.stats import combine_pvalues, permutation_test
 
     rng = np.random.default_rng(seed)
@@ -78,7 +91,7 @@ def tracking_test(
         samples += len(x) + len(y)
         shift = float(_distance(x, y))
         shifts.append(shift)
-        if shift == 0.0:  # identical vectors on both sides: nothing to permute against
+        if shift <= tolerance:  # serving numerics (or identical vectors): not a change
             pvalues[index] = 1.0
             continue
         res = permutation_test(
@@ -93,6 +106,6 @@ def tracking_test(
         )
         pvalues[index] = float(res.pvalue)
     if not pvalues:
-        return TrackingTest(1.0, 0, 0, math.nan, {})
+        return TrackingTest(1.0, 0, 0, math.nan, {}, tolerance)
     combined = combine_pvalues(list(pvalues.values()), method="fisher").pvalue
-    return TrackingTest(float(combined), len(pvalues), samples, max(shifts), pvalues)
+    return TrackingTest(float(combined), len(pvalues), samples, max(shifts), pvalues, tolerance)
