@@ -127,10 +127,13 @@ def test_tracking_is_calibrated_under_the_null_and_sees_a_shift() -> None:
         rng = np.random.default_rng(seed)
         a = [vectors(rng, 0.0, 8) for _ in range(3)]
         b = [vectors(rng, 0.0, 8) for _ in range(3)]
-        rejections += tracking_test(a, b, n_resamples=99, seed=seed).p_value <= 0.05
+        # Tolerance 0: the permutation test itself, not the tolerance, must hold the level.
+        rejections += tracking_test(a, b, n_resamples=99, seed=seed, tolerance=0.0).p_value <= 0.05
     assert rejections <= 19
     rng = np.random.default_rng(5)
     a = [vectors(rng, 0.0, 8) for _ in range(3)]
+    b = [vectors(rng, 0.05, 8) for _ in range(3)]
+    assert tracking_test(a, b, n_resamples=199, tolerance=0.0).p_value < 0.01
     b = [vectors(rng, 0.3, 8) for _ in range(3)]  # an int4 build's median first-token shift
     assert tracking_test(a, b, n_resamples=199).p_value < 0.01
 
