@@ -38,6 +38,7 @@ from canary.identity import (
 from canary.identity._collect import KL_TOKENS, SAMPLE_TOKENS, TOP_LOGPROBS
 from canary.identity._prompts import shipped_prompts
 from canary.identity._setup import border_inputs
+from canary.identity._tracking import DEFAULT_TRACKING_TOLERANCE, align
 from canary.reference import ReferenceModel, log_likelihoods, reference_samples, teacher_positions
 
 ALPHA = 0.05
@@ -53,6 +54,7 @@ class Pool:
     samples: list[list[str]]  # per prompt: sampled completions
     loglik: list[np.ndarray]  # per prompt: fp32 log-likelihood of each sample
     flips: np.ndarray  # per border prompt: the variant's greedy choice differs
+    first_top: list[dict[str, float]]  # per prompt: first greedy token's top-k logprobs
 
 
 def load_variant(name: str) -> ReferenceModel | None:
@@ -89,9 +91,8 @@ def draw_pool(
     seed: int,
 ) -> Pool:
     kl = []
-    for prompt, out in zip(
-        prompts, variant.generate_greedy(prompts, KL_TOKENS, TOP_LOGPROBS), strict=True
-    ):
+    greedy = variant.generate_greedy(prompts, KL_TOKENS, TOP_LOGPROBS)
+    for prompt, out in zip(prompts, greedy, strict=True):
         rows = teacher_positions(fp32, prompt, out.tokens, out.text)
         values = [
             bucket_kl(ref, dict(t.top)) for t, (ref, _) in zip(out.tokens, rows, strict=False)
@@ -104,7 +105,18 @@ def draw_pool(
     loglik = [np.asarray(flat[i * n_samples : (i + 1) * n_samples]) for i in range(len(prompts))]
     firsts = variant.generate_greedy([p for p, _ in border], 1, 0)
     flips = np.array([(o.text != c) for o, (_, c) in zip(firsts, border, strict=True)])
-    return Pool(name, np.asarray(kl), samples, loglik, flips)
+    first_top = [dict(out.tokens[0].top) if out.tokens else {} for out in greedy]
+    return Pool(name, np.asarray(kl), samples, loglik, flips, first_top)
+
+
+def first_token_shift(pool: Pool, ref: Pool) -> float:
+    """Median over prompts of the distance between the two sides' first-token top-k logprob
+    vectors: what `logprob-tracking` measures, against its tolerance."""
+    shifts = []
+    for mine, theirs in zip(pool.first_top, ref.first_top, strict=True):
+        x, y = align([mine], [theirs])
+        shifts.append(float(np.linalg.norm(x[0] - y[0])))
+    return float(np.median(shifts))
 
 
 def one_seed(
@@ -165,8 +177,11 @@ def main() -> None:
             skipped.append(name)
             continue
         pools.append(draw_pool(name, variant, fp32, prompts, border, n_draw, seed=2))
+        drawn = pools[-1]
         console.print(
-            f"{name}: mean KL {pools[-1].kl.mean():.2e}, border flips {pools[-1].flips.mean():.1%}"
+            f"{name}: mean KL {drawn.kl.mean():.2e}, border flips {drawn.flips.mean():.1%}, "
+            f"median first-token shift {first_token_shift(drawn, ref):.3f} nats "
+            f"(logprob-tracking tolerance {DEFAULT_TRACKING_TOLERANCE:g})"
         )
     table = Table(
         title=f"identity tests, rate of p ≤ {ALPHA} over {args.seeds} seeds "
