@@ -10,8 +10,9 @@ rollups) and the same two aggregates answered by a bare GROUP BY over the raw ro
 
 Part 2, SQLite: a synthetic year of a fleet of E endpoints probed every 5 minutes (about
 500 million results for 100 endpoints), its rollups generated directly as the store keeps them:
-one day rollup per suite-day for every day before today, and per-run rollups for the last 7
-days (the store keeps 14; they are the report's per-round trends). Raw rows are not generated,
+one day rollup per suite-day for every day before today, and per-run and hour rollups for the
+last 7 days (the store keeps 14; runs are the report's per-round trends, hours answer for the
+days a window cuts). Raw rows are not generated,
 so the report's evidence lists are empty. Times `compare` of the last 7 days against the 51
 weeks before them, and the on-call report for `--since 7d`.
 
@@ -40,7 +41,7 @@ from canary.records import ResultFilter, ResultRecord
 from canary.stats import DEFAULT_POLICIES
 from canary.stats.summaries import summary_spec
 from canary.store import Store, open_store
-from canary.store.rollups import build_rollups, rollup_spec
+from canary.store.rollups import HOUR_SETTLE, build_rollups, rollup_spec
 from canary.store.scores import ScoreToSave, save_scores
 
 SUITE = Suite(name="bench", probes=[Probe(id="p", kind="script", prompt="x")])
@@ -223,6 +224,26 @@ def generate_year(url: str, endpoints: int) -> dict[str, float]:
             ).scalar_one()
             day_ids[day] = day_id
             conn.execute(insert(RollupRow), stats_rows(ROUNDS_PER_DAY * per_round, day_id=day_id))
+        hour_ids: dict[datetime, int] = {}
+        hour = recent
+        while hour + timedelta(hours=1) + HOUR_SETTLE <= now:  # as `compact_days_on` leaves them
+            hour_ids[hour] = conn.execute(
+                insert(RollupDayRow)
+                .values(
+                    day=hour,
+                    hours=1,
+                    suite_id=suite_id,
+                    spec_key=spec.key,
+                    runs=ROUNDS_PER_DAY // 24,
+                    first_started_at=hour,
+                    last_started_at=hour + timedelta(minutes=55, seconds=30),
+                    built_at=now,
+                )
+                .returning(RollupDayRow.id)
+            ).scalar_one()
+            rows = stats_rows(ROUNDS_PER_DAY // 24 * per_round, day_id=hour_ids[hour])
+            conn.execute(insert(RollupRow), rows)
+            hour += timedelta(hours=1)
         rounds = int((now - recent) / timedelta(minutes=5))
         for r in range(rounds):
             at = recent + timedelta(minutes=5 * r)
@@ -239,6 +260,7 @@ def generate_year(url: str, endpoints: int) -> dict[str, float]:
                     last_started_at=at + timedelta(seconds=30),
                     results=per_round * endpoints,
                     day_id=day_ids.get(at.replace(hour=0, minute=0)),
+                    hour_id=hour_ids.get(at.replace(minute=0)),
                     run_rows=True,
                     built_at=now,
                 )

@@ -14,27 +14,29 @@ from canary.store.models import RollupDayRow, RollupRow, RollupRunRow
 
 
 def forget_runs(conn: Connection, run_ids: Sequence[int]) -> None:
-    """Drop the rollups of ``run_ids`` and of the compacted days that sum them."""
+    """Drop the rollups of ``run_ids`` and of the compacted days and hours that sum them."""
     runs = sorted(set(run_ids))
     if not runs:
         return
-    days = [
-        int(d or 0)
-        for d in conn.execute(
-            select(RollupRunRow.day_id)
-            .where(RollupRunRow.run_id.in_(runs), RollupRunRow.day_id.is_not(None))
-            .distinct()
-        ).scalars()
-    ]
-    if days:
-        conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(days)))
+    periods: set[int] = set()
+    for link in (RollupRunRow.day_id, RollupRunRow.hour_id):
+        periods.update(
+            int(p or 0)
+            for p in conn.execute(
+                select(link).where(RollupRunRow.run_id.in_(runs), link.is_not(None)).distinct()
+            ).scalars()
+        )
+    if periods:
+        ids = sorted(periods)
+        conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(ids)))
         # Runs of those days whose own rows were dropped are built again from their raw rows.
         conn.execute(
             delete(RollupRunRow).where(
-                RollupRunRow.day_id.in_(days), RollupRunRow.run_rows.is_(False)
+                RollupRunRow.day_id.in_(ids), RollupRunRow.run_rows.is_(False)
             )
         )
-        conn.execute(update(RollupRunRow).where(RollupRunRow.day_id.in_(days)).values(day_id=None))
-        conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(days)))
+        conn.execute(update(RollupRunRow).where(RollupRunRow.day_id.in_(ids)).values(day_id=None))
+        conn.execute(update(RollupRunRow).where(RollupRunRow.hour_id.in_(ids)).values(hour_id=None))
+        conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(ids)))
     conn.execute(delete(RollupRow).where(RollupRow.run_id.in_(runs)))
     conn.execute(delete(RollupRunRow).where(RollupRunRow.run_id.in_(runs)))

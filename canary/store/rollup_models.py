@@ -32,7 +32,11 @@ class RollupRunRow(Base):
     """
 
     __tablename__ = "rollup_runs"
-    __table_args__ = (Index(None, "day_id"),)
+    __table_args__ = (
+        Index(None, "day_id"),
+        # Hour compaction looks for recent runs not yet summed by an hour.
+        Index(None, "hour_id", "first_started_at"),
+    )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     spec_key: Mapped[str] = mapped_column(String(64))
@@ -49,27 +53,38 @@ class RollupRunRow(Base):
     """Whether the run's own rollup rows are kept (dropped `KEEP_RUN_ROLLUPS` after its day
     is compacted; the day answers for it then)."""
     built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hour_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rollup_days.id", ondelete="SET NULL"), nullable=True
+    )
+    """The hour rollup that also sums this run, while its hour is kept (`KEEP_RUN_ROLLUPS`)."""
+    errors: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """How many of the run's results failed (with ``results``: a run's counts without reading
+    its results); none for runs rolled up before revision 0008 whose own rows are gone."""
 
 
 class RollupDayRow(Base):
-    """One UTC day of one suite's runs, summed: a year is read as 365 of these per suite.
+    """One UTC day (or hour) of one suite's runs, summed: a year is read as 365 days per suite,
+    and a window that cuts a recent day as its whole hours, not as its rounds.
 
-    Compacted from the day's run rollups once every run of the day has fresh ones; dropped
-    with them when any of them changes.
+    Compacted from the period's run rollups once every run of it has fresh ones; dropped with
+    them when any of them changes. Hours are kept as long as their runs' own rows.
     """
 
     __tablename__ = "rollup_days"
-    __table_args__ = (UniqueConstraint("day", "suite_id"),)
+    __table_args__ = (UniqueConstraint("day", "suite_id", "hours"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     day: Mapped[datetime] = mapped_column(UTCDateTime)
-    """Midnight UTC of the day (runs belong to the day their first result started in)."""
+    """Start (UTC) of the day or hour (runs belong to the period their first result started
+    in)."""
     suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"))
     spec_key: Mapped[str] = mapped_column(String(64))
     runs: Mapped[int] = mapped_column(Integer, default=0)
     first_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    """The period's length: 24 (a day) or 1 (an hour)."""
 
 
 #: What `ix_rollups_cover_*` hold after (aggregation, metric, run or day).
@@ -83,8 +98,9 @@ class RollupRow(Base):
 
     ``aggregation`` is ``errors`` (failed requests), ``flags`` (flagged scores), ``latency``
     or ``bins`` (``bucket`` is the bin index) or ``categories`` (``bucket`` is the category,
-    ``probe_key`` the probe). Exactly one of ``run_id`` and ``day_id`` is set. Sessions are
-    counted per run; a round's session ids are its own, so they add up across runs.
+    ``probe_key`` the probe). Exactly one of ``run_id`` and ``day_id`` (a day or an hour) is
+    set. Sessions are counted per run; a round's session ids are its own, so they add up
+    across runs.
     """
 
     __tablename__ = "rollups"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, exists, func, select, true
+from sqlalchemy import ColumnElement, Connection, func, select, true
 
 from canary.records import TokenLogprob, ToolCall, finite_logprob
 from canary.store.models import (
@@ -15,6 +15,7 @@ from canary.store.models import (
     EndpointRow,
     ProbeRow,
     ResultRow,
+    RollupRunRow,
     RunRow,
     ScoreRow,
     SuiteRow,
@@ -271,6 +272,30 @@ def _scores(conn: Connection, result_ids: Sequence[int]) -> dict[int, list[Score
     return found
 
 
+def _run_counts(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Run id → (results, failed results): from the run's rollup when it has one (a rollup is
+    dropped in the transaction that changes its run), else counted from its results."""
+    counts = {
+        int(run_id): (int(n), int(errors))
+        for run_id, n, errors in conn.execute(
+            select(RollupRunRow.run_id, RollupRunRow.results, RollupRunRow.errors).where(
+                RollupRunRow.run_id.in_(ids), RollupRunRow.errors.is_not(None)
+            )
+        )
+    }
+    uncounted = [i for i in ids if i not in counts]
+    if uncounted:
+        counts |= {
+            int(run_id): (int(n), int(n_errors))
+            for run_id, n, n_errors in conn.execute(
+                select(ResultRow.run_id, func.count(), func.count(ResultRow.error_kind))
+                .where(ResultRow.run_id.in_(uncounted))
+                .group_by(ResultRow.run_id)
+            )
+        }
+    return counts
+
+
 def run_summaries(
     conn: Connection, where: Sequence[ColumnElement[bool]], *, limit: int | None = None
 ) -> list[RunSummary]:
@@ -297,18 +322,19 @@ def run_summaries(
         stmt = stmt.limit(limit)
     runs = conn.execute(stmt).all()
     ids = [run.id for run in runs]
-    counts = {
-        run_id: (n, n_errors)
-        for run_id, n, n_errors in conn.execute(
-            select(ResultRow.run_id, func.count(), func.count(ResultRow.error_kind))
-            .where(ResultRow.run_id.in_(ids))
-            .group_by(ResultRow.run_id)
-        )
-    }
+    counts = _run_counts(conn, ids)
     names: dict[int, list[str]] = {}
     # One index seek per run × endpoint (the endpoints table is small), not a scan of the
-    # run's results: a run of 500k results lists its endpoints in milliseconds.
-    ran = exists().where(ResultRow.run_id == RunRow.id, ResultRow.endpoint_id == EndpointRow.id)
+    # run's results: a run of 500k results lists its endpoints in milliseconds. A scalar
+    # subquery, not EXISTS: PostgreSQL turns EXISTS into a semi-join that, on a freshly
+    # written run (no statistics yet), hashes all of the run's results.
+    first = (
+        select(ResultRow.run_id)
+        .where(ResultRow.run_id == RunRow.id, ResultRow.endpoint_id == EndpointRow.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    ran = first.is_not(None)
     for run_id, name in conn.execute(
         select(RunRow.id, EndpointRow.name)
         .select_from(RunRow)

@@ -118,7 +118,7 @@ def test_upgrade_equals_models_then_down_and_up(any_db_url: str) -> None:
 
 
 #: The revision chain, oldest first.
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
 
 
 def test_revision_chain_is_linear_and_listed() -> None:

@@ -17,7 +17,7 @@ from canary.store.rollups.build import (
     invalidate_runs,
     stale_run_ids,
 )
-from canary.store.rollups.days import KEEP_RUN_ROLLUPS, SETTLE, compact_days_on
+from canary.store.rollups.days import HOUR_SETTLE, KEEP_RUN_ROLLUPS, SETTLE, compact_days_on
 from canary.store.rollups.spec import (
     BINS,
     CATEGORIES,
@@ -35,6 +35,7 @@ __all__ = [
     "CATEGORIES",
     "ERRORS",
     "FLAGS",
+    "HOUR_SETTLE",
     "KEEP_RUN_ROLLUPS",
     "LATENCY",
     "SETTLE",

@@ -108,14 +108,15 @@ def build_rollups_on(conn: Connection, spec: RollupSpec, run_ids: Sequence[int])
 
 
 def _span(mine: list[dict[str, Any]]) -> dict[str, Any]:
-    """A run's start times and result count, from its cohorts' `errors` rows (every result of
-    the run is in exactly one), so its results are not read a second time."""
+    """A run's start times, result and error counts, from its cohorts' `errors` rows (every
+    result of the run is in exactly one), so its results are not read a second time."""
     firsts = [row["first_started_at"] for row in mine if row["first_started_at"] is not None]
     lasts = [row["last_started_at"] for row in mine if row["last_started_at"] is not None]
     return {
         "first_started_at": min(firsts, default=None),
         "last_started_at": max(lasts, default=None),
         "results": sum(row["n"] for row in mine),
+        "errors": sum(row["k"] for row in mine),
         "run_rows": True,
     }
 

@@ -1,7 +1,13 @@
-"""Compacting whole UTC days of a suite's run rollups into day rollups."""
+"""Compacting whole UTC hours and days of a suite's run rollups into period rollups.
+
+Days answer for a year; hours answer for the two days a window like `--since 7d` cuts, which
+would otherwise be read as up to 288 rounds each. Both live in `rollup_days` (``hours`` is 24
+or 1) and are summed from the runs' own rows.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -15,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm import InstrumentedAttribute
 
 from canary.store.models import (
     RollupDayRow,
@@ -28,44 +35,84 @@ from canary.store.rollups.times import aware as _aware
 
 #: A day is compacted once it has been over this long: late rounds of it have landed.
 SETTLE = timedelta(hours=1)
-#: Per-run rollups are kept this long after their day is compacted (per-round trends in
-#: reports); older rounds are read through their day, or raw when a window cuts the day.
+#: An hour is compacted once it has been over this long (a round takes seconds to a minute).
+HOUR_SETTLE = timedelta(minutes=10)
+#: Per-run rollups (and the hours summed from them) are kept this long: per-round trends in
+#: reports, and cut days read by the hour. Older rounds are read through their day, or raw
+#: when a window cuts the day.
 KEEP_RUN_ROLLUPS = timedelta(days=14)
 
 
+@dataclass(frozen=True)
+class Period:
+    """A length of time runs are summed over, and the `rollup_runs` column naming the sum."""
+
+    hours: int
+    settle: timedelta
+    link: InstrumentedAttribute[int | None]
+
+    @property
+    def length(self) -> timedelta:
+        return timedelta(hours=self.hours)
+
+    def start(self, at: datetime) -> datetime:
+        """The start of the period ``at`` lies in (UTC)."""
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        return hour.replace(hour=0) if self.hours == 24 else hour
+
+
+HOUR = Period(1, HOUR_SETTLE, RollupRunRow.hour_id)
+DAY = Period(24, SETTLE, RollupRunRow.day_id)
+
+
 def compact_days_on(conn: Connection, spec: RollupSpec, *, now: datetime | None = None) -> int:
-    """Sum whole UTC days of each suite's rolled-up runs into day rollups; returns the days
-    compacted. A day is compacted when it ended `SETTLE` ago and every run of its suite that
-    started in or just before it has fresh rollups (none is running or unscored)."""
+    """Sum whole UTC hours (of the last `KEEP_RUN_ROLLUPS`) and days of each suite's rolled-up
+    runs into period rollups; returns the periods compacted. A period is compacted when it
+    ended its `Period.settle` ago and every run of its suite that started in or just before it
+    has fresh rollups (none is running or unscored)."""
     now = now or utcnow()
-    rows = conn.execute(
-        select(RollupRunRow.run_id, RunRow.suite_id, RollupRunRow.first_started_at)
-        .join(RunRow, RunRow.id == RollupRunRow.run_id)
-        .where(
-            RollupRunRow.spec_key == spec.key,
-            RollupRunRow.day_id.is_(None),
-            RollupRunRow.first_started_at.is_not(None),
-        )
-    ).all()
-    pending: dict[tuple[datetime, int], list[int]] = {}
-    for run_id, suite_id, first in rows:
-        start = _aware(first)
-        assert start is not None
-        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-        if day + timedelta(days=1) + SETTLE <= now:
-            pending.setdefault((day, int(suite_id)), []).append(int(run_id))
     done = 0
-    for (day, suite_id), _ in sorted(pending.items()):
-        if _has_unrolled_runs(conn, spec, suite_id, day):
-            continue
-        _compact_day(conn, spec, suite_id, day)
-        done += 1
+    for period in (HOUR, DAY):
+        done += _compact(conn, spec, period, now)
     _drop_old_run_rows(conn, now - KEEP_RUN_ROLLUPS)
     return done
 
 
+def _compact(conn: Connection, spec: RollupSpec, period: Period, now: datetime) -> int:
+    where = [
+        RollupRunRow.spec_key == spec.key,
+        period.link.is_(None),
+        RollupRunRow.first_started_at.is_not(None),
+    ]
+    if period is HOUR:  # only runs that still have their own rows, and not for ever
+        where += [
+            RollupRunRow.first_started_at >= now - KEEP_RUN_ROLLUPS,
+            RollupRunRow.run_rows.is_(True),
+        ]
+    rows = conn.execute(
+        select(RollupRunRow.run_id, RunRow.suite_id, RollupRunRow.first_started_at)
+        .join(RunRow, RunRow.id == RollupRunRow.run_id)
+        .where(*where)
+    ).all()
+    pending: set[tuple[datetime, int]] = set()
+    for _, suite_id, first in rows:
+        at = _aware(first)
+        assert at is not None
+        start = period.start(at)
+        if start + period.length + period.settle <= now:
+            pending.add((start, int(suite_id)))
+    done = 0
+    for start, suite_id in sorted(pending):
+        if _has_unrolled_runs(conn, spec, suite_id, start, period):
+            continue
+        _compact_period(conn, spec, suite_id, start, period)
+        done += 1
+    return done
+
+
 def _drop_old_run_rows(conn: Connection, before: datetime) -> None:
-    """Drop the run rows of compacted runs older than ``before``: their day answers for them."""
+    """Drop the run rows of compacted runs older than ``before`` (their day answers for them)
+    and the hours summed from them."""
     old = select(RollupRunRow.run_id).where(
         RollupRunRow.day_id.is_not(None),
         RollupRunRow.run_rows.is_(True),
@@ -78,46 +125,69 @@ def _drop_old_run_rows(conn: Connection, before: datetime) -> None:
         conn.execute(
             update(RollupRunRow).where(RollupRunRow.run_id.in_(chunk)).values(run_rows=False)
         )
+    hours = [
+        int(h)
+        for h in conn.execute(
+            select(RollupDayRow.id).where(
+                RollupDayRow.hours == HOUR.hours, RollupDayRow.day < before - HOUR.length
+            )
+        ).scalars()
+    ]
+    for start in range(0, len(hours), 5000):
+        chunk = hours[start : start + 5000]
+        conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(chunk)))
+        conn.execute(
+            update(RollupRunRow).where(RollupRunRow.hour_id.in_(chunk)).values(hour_id=None)
+        )
+        conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(chunk)))
 
 
-def _has_unrolled_runs(conn: Connection, spec: RollupSpec, suite_id: int, day: datetime) -> bool:
-    """Whether a run of the suite that may hold results of ``day`` has no fresh rollups."""
+def _has_unrolled_runs(
+    conn: Connection, spec: RollupSpec, suite_id: int, start: datetime, period: Period
+) -> bool:
+    """Whether a run of the suite that may hold results of the period has no fresh rollups."""
     fresh = select(RollupRunRow.run_id).where(RollupRunRow.spec_key == spec.key)
     query = select(func.count()).where(
         RunRow.suite_id == suite_id,
-        RunRow.started_at >= day - timedelta(days=1),
-        RunRow.started_at < day + timedelta(days=1),
+        RunRow.started_at >= start - period.length,
+        RunRow.started_at < start + period.length,
         RunRow.id.not_in(fresh),
     )
     return bool(conn.execute(query).scalar_one())
 
 
-def _compact_day(conn: Connection, spec: RollupSpec, suite_id: int, day: datetime) -> None:
-    """Sum the day's new runs into its day rollup: a new day from its runs' rows, or, for late
-    runs of a day already compacted, the old day's rows plus theirs (the old day's runs may
-    have dropped their own rows by then, so the old sums are carried, never recomputed)."""
+def _compact_period(
+    conn: Connection, spec: RollupSpec, suite_id: int, start: datetime, period: Period
+) -> None:
+    """Sum the period's new runs into its rollup: a new period from its runs' rows, or, for
+    late runs of a period already compacted, the old period's rows plus theirs (the old day's
+    runs may have dropped their own rows by then, so the old sums are carried, never
+    recomputed)."""
     old = conn.execute(
-        select(RollupDayRow.id).where(RollupDayRow.day == day, RollupDayRow.suite_id == suite_id)
+        select(RollupDayRow.id).where(
+            RollupDayRow.day == start,
+            RollupDayRow.suite_id == suite_id,
+            RollupDayRow.hours == period.hours,
+        )
     ).scalar_one_or_none()
     first = RollupRunRow.first_started_at
-    of_day = (
+    of_period = (
         select(RollupRunRow.run_id)
         .join(RunRow, RunRow.id == RollupRunRow.run_id)
         .where(
             RollupRunRow.spec_key == spec.key,
-            RollupRunRow.day_id.is_(None),
+            period.link.is_(None),
+            RollupRunRow.run_rows.is_(True),
             RunRow.suite_id == suite_id,
-            first >= day,
-            first < day + timedelta(days=1),
+            first >= start,
+            first < start + period.length,
         )
     )
-    runs = [int(r) for r in conn.execute(of_day).scalars()]
+    runs = [int(r) for r in conn.execute(of_period).scalars()]
     carried = (
         [
             int(r)
-            for r in conn.execute(
-                select(RollupRunRow.run_id).where(RollupRunRow.day_id == old)
-            ).scalars()
+            for r in conn.execute(select(RollupRunRow.run_id).where(period.link == old)).scalars()
         ]
         if old is not None
         else []
@@ -135,15 +205,15 @@ def _compact_day(conn: Connection, spec: RollupSpec, suite_id: int, day: datetim
         "built_at": utcnow(),
     }
     if old is None:
-        day_id = conn.execute(
+        period_id = conn.execute(
             insert(RollupDayRow)
-            .values(day=day, suite_id=suite_id, **values)
+            .values(day=start, suite_id=suite_id, hours=period.hours, **values)
             .returning(RollupDayRow.id)
         ).scalar_one()
         sources: ColumnElement[bool] = RollupRow.run_id.in_(runs)
         previous = None
     else:
-        day_id = old
+        period_id = old
         conn.execute(update(RollupDayRow).where(RollupDayRow.id == old).values(**values))
         sources = or_(RollupRow.run_id.in_(runs), RollupRow.day_id == old)
         previous = conn.execute(select(func.max(RollupRow.id))).scalar_one()
@@ -157,7 +227,7 @@ def _compact_day(conn: Connection, spec: RollupSpec, suite_id: int, day: datetim
     )
     summed = (
         select(
-            literal(day_id),
+            literal(period_id),
             *keys,
             func.sum(RollupRow.n),
             func.sum(RollupRow.k),
@@ -185,8 +255,7 @@ def _compact_day(conn: Connection, spec: RollupSpec, suite_id: int, day: datetim
         "last_started_at",
     ]
     conn.execute(insert(RollupRow).from_select(columns, summed))
-    conn.execute(
-        update(RollupRunRow).where(RollupRunRow.run_id.in_([*runs, *carried])).values(day_id=day_id)
-    )
-    if previous is not None:  # the old day's rows, now summed into the new ones
+    linked = RollupRunRow.run_id.in_([*runs, *carried])
+    conn.execute(update(RollupRunRow).where(linked).values({period.link.key: period_id}))
+    if previous is not None:  # the old period's rows, now summed into the new ones
         conn.execute(delete(RollupRow).where(RollupRow.day_id == old, RollupRow.id <= previous))

@@ -4,6 +4,7 @@ which are read raw."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -11,10 +12,8 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
-    false,
     or_,
     select,
-    true,
 )
 
 from canary.records import ResultFilter
@@ -25,7 +24,9 @@ from canary.store.models import (
     RunRow,
     SuiteRow,
 )
+from canary.store.rollups.days import DAY
 from canary.store.rollups.spec import RollupSpec
+from canary.store.rollups.times import aware
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,21 @@ class RunSplit:
     """Runs with no fresh rollup, or cut by the window (runs wholly outside it are neither)."""
     days: list[int] = field(default_factory=list)
     """Compacted days (ids) wholly inside the window, read instead of their runs."""
+    hours: list[int] = field(default_factory=list)
+    """Compacted hours (ids) wholly inside the window and not of one of `days`, read instead
+    of their runs."""
 
     def parts(self) -> list[ColumnElement[bool]]:
         """WHERE clauses, one per index-sized part, whose `RollupRow`s together answer for the
         rolled-up share of the selection (a part is read by the `(aggregation, metric, run_id)`
         or `(aggregation, metric, day_id)` index; an OR of both would scan the table)."""
         out: list[ColumnElement[bool]] = []
-        for column, ids in ((RollupRow.run_id, self.rolled), (RollupRow.day_id, self.days)):
+        parts = (
+            (RollupRow.run_id, self.rolled),
+            (RollupRow.day_id, self.days),
+            (RollupRow.day_id, self.hours),
+        )
+        for column, ids in parts:
             for start in range(0, len(ids), PART):
                 out.append(column.in_(ids[start : start + PART]))
         return out
@@ -57,8 +66,8 @@ PART = 5000
 def split_runs(
     conn: Connection, filt: ResultFilter, spec: RollupSpec, *, days: bool = True
 ) -> RunSplit:
-    """Which of the runs ``filt`` may select are read from rollups (a run's, or its day's when
-    ``days`` and the whole day is in the window), and which raw.
+    """Which of the runs ``filt`` may select are read from rollups (a run's, or, when ``days``,
+    its day's or hour's if the whole period is in the window), and which raw.
 
     Runs are few next to results (one per round), so the raw list is read here: in steady
     state it holds only the rounds not yet scored and the one or two a window cuts.
@@ -80,28 +89,53 @@ def split_runs(
         outside.append(first >= filt.until)
     candidates = select(RunRow.id).where(*runs)
     fresh = [RollupRunRow.spec_key == spec.key, RollupRunRow.run_id.in_(candidates)]
-    day_ids = _usable_days(filt, spec) if days and not filt.run_ids else None
+    use_periods = days and not filt.run_ids
+    day_ids, hour_ids = _usable_periods(conn, filt, spec) if use_periods else ([], [])
     kept = RollupRunRow.run_rows.is_(True)
-    if day_ids is None:
-        by_day: ColumnElement[bool] = false()
-        not_by_day: ColumnElement[bool] = true()
-    else:
-        by_day = RollupRunRow.day_id.in_(day_ids)
-        not_by_day = or_(RollupRunRow.day_id.is_(None), RollupRunRow.day_id.not_in(day_ids))
-    answered = or_(or_(*outside), and_(*inside, or_(kept, by_day)))
+    by_period: list[ColumnElement[bool]] = []
+    not_by_period: list[ColumnElement[bool]] = []
+    for link, ids in ((RollupRunRow.day_id, day_ids), (RollupRunRow.hour_id, hour_ids)):
+        if ids:
+            by_period.append(link.in_(ids))
+            not_by_period.append(or_(link.is_(None), link.not_in(ids)))
+    answered = or_(or_(*outside), and_(*inside, or_(kept, *by_period)))
     settled = select(RollupRunRow.run_id).where(*fresh, answered)
     raw = select(RunRow.id).where(*runs, RunRow.id.not_in(settled)).order_by(RunRow.id)
     raw_runs = [int(r) for r in conn.execute(raw).scalars()]
-    rolled = select(RollupRunRow.run_id).where(*fresh, *inside, kept, not_by_day)
+    rolled = select(RollupRunRow.run_id).where(*fresh, *inside, kept, *not_by_period)
     return RunSplit(
         [int(r) for r in conn.execute(rolled.order_by(RollupRunRow.run_id)).scalars()],
         raw_runs,
-        [int(d) for d in conn.execute(day_ids).scalars()] if day_ids is not None else [],
+        day_ids,
+        hour_ids,
     )
 
 
+def _usable_periods(
+    conn: Connection, filt: ResultFilter, spec: RollupSpec
+) -> tuple[list[int], list[int]]:
+    """Ids of the day rollups, and of the hour rollups not inside one of those days, under
+    ``spec`` of the filter's suites and wholly inside its window."""
+    days: list[int] = []
+    whole: set[tuple[int, datetime]] = set()
+    hours: list[tuple[int, int, datetime]] = []
+    query = _usable_days(filt, spec).add_columns(
+        RollupDayRow.suite_id, RollupDayRow.day, RollupDayRow.hours
+    )
+    for period_id, suite_id, start, length in conn.execute(query):
+        at = aware(start)
+        assert at is not None
+        if int(length) == DAY.hours:
+            days.append(int(period_id))
+            whole.add((int(suite_id), at))
+        else:
+            hours.append((int(period_id), int(suite_id), at))
+    inside_no_day = [h for h, s, at in hours if (s, DAY.start(at)) not in whole]
+    return sorted(days), sorted(inside_no_day)
+
+
 def _usable_days(filt: ResultFilter, spec: RollupSpec) -> Select[Any]:
-    """Day rollups under ``spec`` of the filter's suites, wholly inside its window."""
+    """Day and hour rollups under ``spec`` of the filter's suites, wholly inside its window."""
     where: list[ColumnElement[bool]] = [
         RollupDayRow.spec_key == spec.key,
         RollupDayRow.first_started_at.is_not(None),
