@@ -10,9 +10,9 @@ rollups) and the same two aggregates answered by a bare GROUP BY over the raw ro
 
 Part 2, SQLite: a synthetic year of a fleet of E endpoints probed every 5 minutes (about
 500 million results for 100 endpoints), its rollups generated directly as the store keeps them:
-one day rollup per suite-day for every day before today, and per-run and hour rollups for the
-last 7 days (the store keeps 14; runs are the report's per-round trends, hours answer for the
-days a window cuts). Raw rows are not generated,
+one day rollup per suite-day for every day before today, one week rollup per whole week, and
+per-run and hour rollups for the last 7 days (the store keeps 14; runs are the report's
+per-round trends, hours answer for the days a window cuts). Raw rows are not generated,
 so the report's evidence lists are empty. Times `compare` of the last 7 days against the 51
 weeks before them, and the on-call report for `--since 7d`.
 
@@ -41,7 +41,8 @@ from canary.records import ResultFilter, ResultRecord
 from canary.stats import DEFAULT_POLICIES
 from canary.stats.summaries import summary_spec
 from canary.store import Store, open_store
-from canary.store.rollups import HOUR_SETTLE, build_rollups, rollup_spec
+from canary.store.rollup_marks import WEEK_HOURS, week_start
+from canary.store.rollups import HOUR_SETTLE, SETTLE, build_rollups, rollup_spec
 from canary.store.scores import ScoreToSave, save_scores
 
 SUITE = Suite(name="bench", probes=[Probe(id="p", kind="script", prompt="x")])
@@ -224,6 +225,26 @@ def generate_year(url: str, endpoints: int) -> dict[str, float]:
             ).scalar_one()
             day_ids[day] = day_id
             conn.execute(insert(RollupRow), stats_rows(ROUNDS_PER_DAY * per_round, day_id=day_id))
+        week = week_start(first_day)
+        while week + timedelta(days=7) + SETTLE <= now:  # weeks, as `compact_weeks_on` leaves them
+            days = [d for d in day_ids if week <= d < week + timedelta(days=7)]
+            week_id = conn.execute(
+                insert(RollupDayRow)
+                .values(
+                    day=week,
+                    hours=WEEK_HOURS,
+                    suite_id=suite_id,
+                    spec_key=spec.key,
+                    runs=ROUNDS_PER_DAY * len(days),
+                    first_started_at=min(days),
+                    last_started_at=max(days) + timedelta(hours=23, minutes=59),
+                    built_at=now,
+                )
+                .returning(RollupDayRow.id)
+            ).scalar_one()
+            rows = stats_rows(ROUNDS_PER_DAY * len(days) * per_round, day_id=week_id)
+            conn.execute(insert(RollupRow), rows)
+            week += timedelta(days=7)
         hour_ids: dict[datetime, int] = {}
         hour = recent
         while hour + timedelta(hours=1) + HOUR_SETTLE <= now:  # as `compact_days_on` leaves them

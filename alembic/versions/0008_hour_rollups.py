@@ -1,11 +1,12 @@
-"""Hour rollups: `rollup_days` rows also sum one hour of a suite's runs (``hours`` = 1), and
-`rollup_runs.hour_id` says which hour sums a run; `rollup_runs.errors` counts a run's failed
-results, so a run's summary is read without its results.
+"""Hour and week rollups: `rollup_days` rows also sum one hour of a suite's runs (``hours`` =
+1) or one week of its days (``hours`` = 168); `rollup_runs.hour_id` says which hour sums a run;
+`rollup_runs.errors` counts a run's failed results, so a run's summary is read without its
+results.
 
 A window that cuts a recent day (every `--since 7d` does, twice) is read as that day's whole
-hours and a few rounds instead of up to 288 rounds per day. No hour exists after the upgrade;
-the next `build_rollups` (`canary score`, a daemon round) compacts them. The downgrade drops
-the hours; days and runs are untouched.
+hours and a few rounds instead of up to 288 rounds per day, and a year as 52 weeks instead of
+365 days. No hour or week exists after the upgrade; the next `build_rollups` (`canary score`,
+a daemon round) compacts them. The downgrade drops them; days and runs are untouched.
 
 Revision ID: 0008
 Revises: 0007

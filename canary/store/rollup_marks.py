@@ -7,14 +7,47 @@ without importing the rollup builder, which reads through the repository's `Stor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, update
 
 from canary.store.models import RollupDayRow, RollupRow, RollupRunRow
 
+#: A week rollup's ``hours``: Monday 00:00 UTC to the next (`canary.store.rollups.weeks`).
+WEEK_HOURS = 168
+
+
+def week_start(at: datetime) -> datetime:
+    """Monday 00:00 UTC of the week ``at`` lies in."""
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def drop_weeks_of_days(conn: Connection, day_ids: Sequence[int]) -> None:
+    """Drop the week rollups that sum any of ``day_ids`` (days about to change or go): a
+    week is always exactly its days, and is built again once they settle."""
+    if not day_ids:
+        return
+    days = conn.execute(
+        select(RollupDayRow.suite_id, RollupDayRow.day).where(
+            RollupDayRow.id.in_(list(day_ids)), RollupDayRow.hours == 24
+        )
+    ).all()
+    for suite_id, day in {(int(s), week_start(d)) for s, d in days}:
+        weeks = select(RollupDayRow.id).where(
+            RollupDayRow.suite_id == suite_id,
+            RollupDayRow.hours == WEEK_HOURS,
+            RollupDayRow.day == day,
+        )
+        ids = [int(w) for w in conn.execute(weeks).scalars()]
+        if ids:
+            conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(ids)))
+            conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(ids)))
+
 
 def forget_runs(conn: Connection, run_ids: Sequence[int]) -> None:
-    """Drop the rollups of ``run_ids`` and of the compacted days and hours that sum them."""
+    """Drop the rollups of ``run_ids`` and of the compacted days, hours and weeks that sum
+    them."""
     runs = sorted(set(run_ids))
     if not runs:
         return
@@ -28,6 +61,7 @@ def forget_runs(conn: Connection, run_ids: Sequence[int]) -> None:
         )
     if periods:
         ids = sorted(periods)
+        drop_weeks_of_days(conn, ids)
         conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(ids)))
         # Runs of those days whose own rows were dropped are built again from their raw rows.
         conn.execute(

@@ -63,11 +63,12 @@ class RollupRunRow(Base):
 
 
 class RollupDayRow(Base):
-    """One UTC day (or hour) of one suite's runs, summed: a year is read as 365 days per suite,
-    and a window that cuts a recent day as its whole hours, not as its rounds.
+    """One UTC day, hour or week of one suite's runs, summed: a year is read as 52 weeks per
+    suite, and a window that cuts a recent day as its whole hours, not as its rounds.
 
-    Compacted from the period's run rollups once every run of it has fresh ones; dropped with
-    them when any of them changes. Hours are kept as long as their runs' own rows.
+    Days and hours are compacted from their runs' rollups once every run of them has fresh
+    ones, weeks from their days once every run of the week is in a day; each is dropped when
+    anything it sums changes. Hours are kept as long as their runs' own rows.
     """
 
     __tablename__ = "rollup_days"
@@ -84,7 +85,7 @@ class RollupDayRow(Base):
     last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
-    """The period's length: 24 (a day) or 1 (an hour)."""
+    """The period's length: 24 (a day), 1 (an hour) or 168 (a week from Monday 00:00 UTC)."""
 
 
 #: What `ix_rollups_cover_*` hold after (aggregation, metric, run or day).

@@ -276,7 +276,7 @@ def _run_counts(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[int, in
     """Run id → (results, failed results): from the run's rollup when it has one (a rollup is
     dropped in the transaction that changes its run), else counted from its results."""
     counts = {
-        int(run_id): (int(n), int(errors))
+        int(run_id): (int(n), int(errors or 0))
         for run_id, n, errors in conn.execute(
             select(RollupRunRow.run_id, RollupRunRow.results, RollupRunRow.errors).where(
                 RollupRunRow.run_id.in_(ids), RollupRunRow.errors.is_not(None)

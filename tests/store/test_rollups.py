@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from canary.compare.aggregate import Aggregate, aggregate
 from canary.records import ResultFilter, ResultRecord
@@ -18,7 +18,7 @@ from canary.stats.summaries import summary_spec
 from canary.store import Store, open_store
 from canary.store.aggregates import selection
 from canary.store.cohorts import cohort_health
-from canary.store.models import CohortRow
+from canary.store.models import CohortRow, RollupRunRow
 from canary.store.rollups import build_rollups, rollup_spec, stale_run_ids
 from canary.store.scores import ScoreToSave, save_scores
 from tests.store.helpers import T0, make_endpoints, make_suite, ok_record, round_counts
@@ -210,8 +210,8 @@ def test_whole_days_are_read_from_day_rollups_and_equal_raw(store: Store) -> Non
     build_rollups(store, rollup_spec(summary_spec()))
     with selection(store, ResultFilter(), rollup_spec(summary_spec())) as sel:
         assert sel.split is not None
-        days, rolled = sel.split.days, sel.split.rolled
-        assert days, "whole past days are compacted"
+        days, rolled = sel.split.days + sel.split.weeks, sel.split.rolled
+        assert days, "whole past days (and weeks) are compacted"
         assert len(rolled) < len(runs), "runs of compacted days are read through their day"
     day0 = T0.replace(hour=0, minute=0, second=0, microsecond=0)
     for filt in (
@@ -280,6 +280,22 @@ def test_a_late_run_of_a_compacted_day_is_added_to_the_day(store: Store) -> None
     build_rollups(store, spec, now=later)
     assert stale_run_ids(store.engine.connect(), spec) == []
     with selection(store, ResultFilter(), spec) as sel:
-        assert sel.split is not None and sel.split.days and sel.raw_runs == []
+        assert sel.split is not None and sel.raw_runs == []
+        assert sel.split.days or sel.split.weeks
     _same(store, ResultFilter())
     _same(store, ResultFilter(labels={"pool": "a"}))
+
+
+def test_run_summaries_count_from_rollups_as_from_results(store: Store) -> None:
+    runs, _ = _fill(store, runs=3)
+
+    def counts() -> list[tuple[int, int, list[str]]]:
+        return [(s.n_results, s.n_errors, s.endpoints) for s in map(store.get_run, runs)]
+
+    from_results = counts()
+    assert all(n for n, _, _ in from_results) and any(e for _, e, _ in from_results)
+    build_rollups(store, rollup_spec(summary_spec()))
+    assert counts() == from_results
+    with store.engine.begin() as conn:  # rolled up before revision 0008: errors unknown
+        conn.execute(update(RollupRunRow).values(errors=None))
+    assert counts() == from_results

@@ -8,6 +8,10 @@ transaction as any of its scores changes (`invalidate_runs`, called by `save_sco
 Readers (`canary.store.aggregates`) use a run's rollups only when they were built with today's
 bins and category keys (`RollupSpec.key`) and the time window holds the whole run; every other
 run is read raw, so an answer never depends on whether a rollup exists.
+
+Finished hours and days of a suite's runs are compacted into period rollups (`days`), whole
+weeks of days into week rollups (`weeks`): a window reads each whole week, day or hour inside
+it as one row per cohort × bucket, and only the rounds of the hour it cuts one by one.
 """
 
 from canary.store.rollups.build import (

@@ -31,6 +31,7 @@ from canary.store.rollups.buckets import rollup_bin_index
 from canary.store.rollups.days import compact_days_on
 from canary.store.rollups.spec import BINS, CATEGORIES, ERRORS, FLAGS, LATENCY, RollupSpec
 from canary.store.rollups.times import aware as _aware
+from canary.store.rollups.weeks import compact_weeks_on
 
 #: Runs built per transaction: bounded memory and lock time on a big backfill.
 BUILD_BATCH = 200
@@ -65,8 +66,8 @@ def build_rollups(
     now: datetime | None = None,
 ) -> int:
     """Build (or rebuild) the rollups of ``run_ids`` (default: every finished run that has
-    none under ``spec``), then compact the days that ended by ``now``; returns how many runs
-    were built."""
+    none under ``spec``), then compact the hours, days and weeks that ended by ``now``; returns
+    how many runs were built."""
     with store.engine.connect() as conn:
         todo = list(run_ids) if run_ids is not None else stale_run_ids(conn, spec)
     for start in range(0, len(todo), BUILD_BATCH):
@@ -74,6 +75,7 @@ def build_rollups(
             build_rollups_on(conn, spec, todo[start : start + BUILD_BATCH])
     with store.write_transaction() as conn:
         compact_days_on(conn, spec, now=now)
+        compact_weeks_on(conn, spec, now=now or utcnow())
     return len(todo)
 
 

@@ -30,6 +30,7 @@ from canary.store.models import (
     RunRow,
     utcnow,
 )
+from canary.store.rollup_marks import drop_weeks_of_days
 from canary.store.rollups.spec import RollupSpec
 from canary.store.rollups.times import aware as _aware
 
@@ -255,6 +256,8 @@ def _compact_period(
         "last_started_at",
     ]
     conn.execute(insert(RollupRow).from_select(columns, summed))
+    if period is DAY:  # a week that sums this day (without these runs) is no longer its sum
+        drop_weeks_of_days(conn, [period_id])
     linked = RollupRunRow.run_id.in_([*runs, *carried])
     conn.execute(update(RollupRunRow).where(linked).values({period.link.key: period_id}))
     if previous is not None:  # the old period's rows, now summed into the new ones

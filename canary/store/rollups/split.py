@@ -24,6 +24,7 @@ from canary.store.models import (
     RunRow,
     SuiteRow,
 )
+from canary.store.rollup_marks import WEEK_HOURS, week_start
 from canary.store.rollups.days import DAY
 from canary.store.rollups.spec import RollupSpec
 from canary.store.rollups.times import aware
@@ -38,10 +39,13 @@ class RunSplit:
     raw_runs: list[int]
     """Runs with no fresh rollup, or cut by the window (runs wholly outside it are neither)."""
     days: list[int] = field(default_factory=list)
-    """Compacted days (ids) wholly inside the window, read instead of their runs."""
-    hours: list[int] = field(default_factory=list)
-    """Compacted hours (ids) wholly inside the window and not of one of `days`, read instead
+    """Compacted days (ids) wholly inside the window and not of one of `weeks`, read instead
     of their runs."""
+    hours: list[int] = field(default_factory=list)
+    """Compacted hours (ids) wholly inside the window and not of one of `days` or `weeks`,
+    read instead of their runs."""
+    weeks: list[int] = field(default_factory=list)
+    """Compacted weeks (ids) wholly inside the window, read instead of their days."""
 
     def parts(self) -> list[ColumnElement[bool]]:
         """WHERE clauses, one per index-sized part, whose `RollupRow`s together answer for the
@@ -50,6 +54,7 @@ class RunSplit:
         out: list[ColumnElement[bool]] = []
         parts = (
             (RollupRow.run_id, self.rolled),
+            (RollupRow.day_id, self.weeks),
             (RollupRow.day_id, self.days),
             (RollupRow.day_id, self.hours),
         )
@@ -90,11 +95,12 @@ def split_runs(
     candidates = select(RunRow.id).where(*runs)
     fresh = [RollupRunRow.spec_key == spec.key, RollupRunRow.run_id.in_(candidates)]
     use_periods = days and not filt.run_ids
-    day_ids, hour_ids = _usable_periods(conn, filt, spec) if use_periods else ([], [])
+    periods = _usable_periods(conn, filt, spec) if use_periods else Periods()
     kept = RollupRunRow.run_rows.is_(True)
     by_period: list[ColumnElement[bool]] = []
     not_by_period: list[ColumnElement[bool]] = []
-    for link, ids in ((RollupRunRow.day_id, day_ids), (RollupRunRow.hour_id, hour_ids)):
+    all_days = sorted([*periods.days, *periods.covered])  # a run of a week's day: the week
+    for link, ids in ((RollupRunRow.day_id, all_days), (RollupRunRow.hour_id, periods.hours)):
         if ids:
             by_period.append(link.in_(ids))
             not_by_period.append(or_(link.is_(None), link.not_in(ids)))
@@ -106,36 +112,55 @@ def split_runs(
     return RunSplit(
         [int(r) for r in conn.execute(rolled.order_by(RollupRunRow.run_id)).scalars()],
         raw_runs,
-        day_ids,
-        hour_ids,
+        periods.days,
+        periods.hours,
+        periods.weeks,
     )
 
 
-def _usable_periods(
-    conn: Connection, filt: ResultFilter, spec: RollupSpec
-) -> tuple[list[int], list[int]]:
-    """Ids of the day rollups, and of the hour rollups not inside one of those days, under
-    ``spec`` of the filter's suites and wholly inside its window."""
-    days: list[int] = []
-    whole: set[tuple[int, datetime]] = set()
-    hours: list[tuple[int, int, datetime]] = []
+@dataclass(frozen=True)
+class Periods:
+    """The compacted periods wholly inside a window (ids), each read only where no longer
+    period that holds it is."""
+
+    weeks: list[int] = field(default_factory=list)
+    days: list[int] = field(default_factory=list)
+    """Days not inside one of `weeks`."""
+    covered: list[int] = field(default_factory=list)
+    """Days inside one of `weeks` (their runs are answered by the week)."""
+    hours: list[int] = field(default_factory=list)
+    """Hours not inside one of the days or weeks."""
+
+
+def _usable_periods(conn: Connection, filt: ResultFilter, spec: RollupSpec) -> Periods:
+    """The week, day and hour rollups under ``spec`` of the filter's suites wholly inside its
+    window."""
+    found: dict[int, list[tuple[int, int, datetime]]] = {}
     query = _usable_days(filt, spec).add_columns(
         RollupDayRow.suite_id, RollupDayRow.day, RollupDayRow.hours
     )
     for period_id, suite_id, start, length in conn.execute(query):
         at = aware(start)
         assert at is not None
-        if int(length) == DAY.hours:
-            days.append(int(period_id))
-            whole.add((int(suite_id), at))
-        else:
-            hours.append((int(period_id), int(suite_id), at))
-    inside_no_day = [h for h, s, at in hours if (s, DAY.start(at)) not in whole]
-    return sorted(days), sorted(inside_no_day)
+        found.setdefault(int(length), []).append((int(period_id), int(suite_id), at))
+    weeks = {(s, at) for _, s, at in found.get(WEEK_HOURS, [])}
+    days: list[int] = []
+    covered: list[int] = []
+    for day_id, suite_id, at in found.get(DAY.hours, []):
+        (covered if (suite_id, week_start(at)) in weeks else days).append(day_id)
+    whole = {(s, at) for _, s, at in found.get(DAY.hours, [])}
+    hours = [h for h, s, at in found.get(1, []) if (s, DAY.start(at)) not in whole]
+    return Periods(
+        sorted(i for i, _, _ in found.get(WEEK_HOURS, [])),
+        sorted(days),
+        sorted(covered),
+        sorted(hours),
+    )
 
 
 def _usable_days(filt: ResultFilter, spec: RollupSpec) -> Select[Any]:
-    """Day and hour rollups under ``spec`` of the filter's suites, wholly inside its window."""
+    """Week, day and hour rollups under ``spec`` of the filter's suites, wholly inside its
+    window."""
     where: list[ColumnElement[bool]] = [
         RollupDayRow.spec_key == spec.key,
         RollupDayRow.first_started_at.is_not(None),
