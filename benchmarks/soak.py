@@ -45,7 +45,7 @@ from canary.replay import baseline_then_alerting
 from canary.sim.embedded import default_sim_fleet_path, embedded_fleet, fleet_config_for
 from canary.sim.fleetconfig import load_sim_fleet
 from canary.store import Store, open_store
-from canary.store.models import ResultRow, RunRow, ScoreRow
+from canary.store.models import ResultRow, RollupRow, RunRow, ScoreRow
 from canary.timespec import parse_duration
 
 
@@ -99,11 +99,12 @@ def db_bytes(store: Store) -> int:
         return int(conn.execute(text("select pg_database_size(current_database())")).scalar_one())
 
 
-def counts(store: Store) -> tuple[int, int, int]:
+def counts(store: Store) -> tuple[int, int, int, int]:
+    """Runs, results, scores and rollup rows (runs', hours', days' and weeks' sums) stored."""
     with store.engine.connect() as conn:
         return tuple(  # type: ignore[return-value]
             int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in (RunRow, ResultRow, ScoreRow)
+            for t in (RunRow, ResultRow, ScoreRow, RollupRow)
         )
 
 
@@ -205,7 +206,8 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("per round", justify="right")
     table.add_column(f"per day at every {args.production_every}", justify="right")
-    table.add_row("runs / results / scores rows", " / ".join(f"{x:.1f}" for x in per_round_rows),
+    table.add_row("runs / results / scores / rollup rows",
+                  " / ".join(f"{x:.1f}" for x in per_round_rows),
                   " / ".join(f"{x * rounds_per_day:,.0f}" for x in per_round_rows))  # fmt: skip
     table.add_row("database growth", f"{per_round_bytes / 1024:.1f} KiB",
                   f"{per_round_bytes * rounds_per_day / 2**20:,.1f} MiB")  # fmt: skip
