@@ -218,6 +218,18 @@ def _compact_period(
         conn.execute(update(RollupDayRow).where(RollupDayRow.id == old).values(**values))
         sources = or_(RollupRow.run_id.in_(runs), RollupRow.day_id == old)
         previous = conn.execute(select(func.max(RollupRow.id))).scalar_one()
+    sum_into(conn, period_id, sources)
+    if period is DAY:  # a week that sums this day (without these runs) is no longer its sum
+        drop_weeks_of_days(conn, [period_id])
+    linked = RollupRunRow.run_id.in_([*runs, *carried])
+    conn.execute(update(RollupRunRow).where(linked).values({period.link.key: period_id}))
+    if previous is not None:  # the old period's rows, now summed into the new ones
+        conn.execute(delete(RollupRow).where(RollupRow.day_id == old, RollupRow.id <= previous))
+
+
+def sum_into(conn: Connection, period_id: int, sources: ColumnElement[bool]) -> None:
+    """Insert, as period ``period_id``'s rows, the sums of the rollup rows ``sources`` selects
+    per cohort × aggregation × metric × detector version × probe × bucket."""
     keys = (
         RollupRow.cohort_id,
         RollupRow.aggregation,
@@ -240,25 +252,6 @@ def _compact_period(
         .where(sources)
         .group_by(*keys)
     )
-    columns = [
-        "day_id",
-        "cohort_id",
-        "aggregation",
-        "metric",
-        "fingerprint",
-        "probe_key",
-        "bucket",
-        "n",
-        "k",
-        "sessions",
-        "flagged_sessions",
-        "first_started_at",
-        "last_started_at",
-    ]
+    columns = ["day_id", *(k.key for k in keys), "n", "k", "sessions", "flagged_sessions",
+               "first_started_at", "last_started_at"]  # fmt: skip
     conn.execute(insert(RollupRow).from_select(columns, summed))
-    if period is DAY:  # a week that sums this day (without these runs) is no longer its sum
-        drop_weeks_of_days(conn, [period_id])
-    linked = RollupRunRow.run_id.in_([*runs, *carried])
-    conn.execute(update(RollupRunRow).where(linked).values({period.link.key: period_id}))
-    if previous is not None:  # the old period's rows, now summed into the new ones
-        conn.execute(delete(RollupRow).where(RollupRow.day_id == old, RollupRow.id <= previous))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, literal, or_, select
+from sqlalchemy import Connection, func, insert, or_, select
 
 from canary.store.models import RollupDayRow, RollupRow, RollupRunRow, RunRow, utcnow
 from canary.store.rollup_marks import WEEK_HOURS, week_start
-from canary.store.rollups.days import SETTLE
+from canary.store.rollups.days import SETTLE, sum_into
 from canary.store.rollups.spec import RollupSpec
 from canary.store.rollups.times import aware
 
@@ -101,29 +101,4 @@ def _build_week(
         )
         .returning(RollupDayRow.id)
     ).scalar_one()
-    keys = (
-        RollupRow.cohort_id,
-        RollupRow.aggregation,
-        RollupRow.metric,
-        RollupRow.fingerprint,
-        RollupRow.probe_key,
-        RollupRow.bucket,
-    )
-    summed = (
-        select(
-            literal(week_id),
-            *keys,
-            func.sum(RollupRow.n),
-            func.sum(RollupRow.k),
-            func.sum(RollupRow.sessions),
-            func.sum(RollupRow.flagged_sessions),
-            func.min(RollupRow.first_started_at),
-            func.max(RollupRow.last_started_at),
-        )
-        .where(RollupRow.day_id.in_(days))
-        .group_by(*keys)
-    )
-    columns = ["day_id", "cohort_id", "aggregation", "metric", "fingerprint", "probe_key",
-               "bucket", "n", "k", "sessions", "flagged_sessions", "first_started_at",
-               "last_started_at"]  # fmt: skip
-    conn.execute(insert(RollupRow).from_select(columns, summed))
+    sum_into(conn, week_id, RollupRow.day_id.in_(days))
