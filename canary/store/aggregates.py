@@ -7,10 +7,10 @@ its declared source: the detector's scores, or the results table itself (failed 
 latency). Rows come back as plain values; folding them into statistics is the caller's.
 
 Given a `RollupSpec`, the runs whose rollups are fresh under it and lie wholly inside the
-window are read from `rollups` (`canary.store.rollups`: a whole day or hour inside the window
-through its compacted sums, the other runs one by one), every other run from the raw rows, and
-the two are added: the answer is the raw GROUP BY's, at a cost set by the number of runs that
-have no rollup yet rather than by history.
+window are read from `rollups` (`canary.store.rollups`: a whole week, day or hour inside the
+window through its compacted sums, the other runs one by one), every other run from the raw
+rows, and the two are added: the answer is the raw GROUP BY's, at a cost set by the number of
+runs that have no rollup yet rather than by history.
 """
 
 from __future__ import annotations

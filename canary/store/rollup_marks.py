@@ -39,10 +39,19 @@ def drop_weeks_of_days(conn: Connection, day_ids: Sequence[int]) -> None:
             RollupDayRow.hours == WEEK_HOURS,
             RollupDayRow.day == day,
         )
-        ids = [int(w) for w in conn.execute(weeks).scalars()]
-        if ids:
-            conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(ids)))
-            conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(ids)))
+        drop_periods(conn, [int(w) for w in conn.execute(weeks).scalars()])
+
+
+def drop_periods(conn: Connection, period_ids: Sequence[int]) -> None:
+    """Drop the hour, day or week rollups ``period_ids``: their rows, the runs' links to
+    them, and the periods themselves."""
+    ids = list(period_ids)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(chunk)))
+        for link in (RollupRunRow.day_id, RollupRunRow.hour_id):
+            conn.execute(update(RollupRunRow).where(link.in_(chunk)).values({link.key: None}))
+        conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(chunk)))
 
 
 def forget_runs(conn: Connection, run_ids: Sequence[int]) -> None:
@@ -62,15 +71,12 @@ def forget_runs(conn: Connection, run_ids: Sequence[int]) -> None:
     if periods:
         ids = sorted(periods)
         drop_weeks_of_days(conn, ids)
-        conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(ids)))
         # Runs of those days whose own rows were dropped are built again from their raw rows.
         conn.execute(
             delete(RollupRunRow).where(
                 RollupRunRow.day_id.in_(ids), RollupRunRow.run_rows.is_(False)
             )
         )
-        conn.execute(update(RollupRunRow).where(RollupRunRow.day_id.in_(ids)).values(day_id=None))
-        conn.execute(update(RollupRunRow).where(RollupRunRow.hour_id.in_(ids)).values(hour_id=None))
-        conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(ids)))
+        drop_periods(conn, ids)
     conn.execute(delete(RollupRow).where(RollupRow.run_id.in_(runs)))
     conn.execute(delete(RollupRunRow).where(RollupRunRow.run_id.in_(runs)))

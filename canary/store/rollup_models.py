@@ -76,8 +76,8 @@ class RollupDayRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     day: Mapped[datetime] = mapped_column(UTCDateTime)
-    """Start (UTC) of the day or hour (runs belong to the period their first result started
-    in)."""
+    """Start (UTC) of the day, hour or week (runs belong to the period their first result
+    started in)."""
     suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"))
     spec_key: Mapped[str] = mapped_column(String(64))
     runs: Mapped[int] = mapped_column(Integer, default=0)
@@ -99,8 +99,8 @@ class RollupRow(Base):
 
     ``aggregation`` is ``errors`` (failed requests), ``flags`` (flagged scores), ``latency``
     or ``bins`` (``bucket`` is the bin index) or ``categories`` (``bucket`` is the category,
-    ``probe_key`` the probe). Exactly one of ``run_id`` and ``day_id`` (a day or an hour) is
-    set. Sessions are counted per run; a round's session ids are its own, so they add up
+    ``probe_key`` the probe). Exactly one of ``run_id`` and ``day_id`` (a day, hour or week)
+    is set. Sessions are counted per run; a round's session ids are its own, so they add up
     across runs.
     """
 

@@ -73,9 +73,10 @@ def build_rollups(
     for start in range(0, len(todo), BUILD_BATCH):
         with store.write_transaction() as conn:
             build_rollups_on(conn, spec, todo[start : start + BUILD_BATCH])
+    now = now or utcnow()
     with store.write_transaction() as conn:
         compact_days_on(conn, spec, now=now)
-        compact_weeks_on(conn, spec, now=now or utcnow())
+        compact_weeks_on(conn, spec, now=now)
     return len(todo)
 
 

@@ -30,7 +30,7 @@ from canary.store.models import (
     RunRow,
     utcnow,
 )
-from canary.store.rollup_marks import drop_weeks_of_days
+from canary.store.rollup_marks import drop_periods, drop_weeks_of_days
 from canary.store.rollups.spec import RollupSpec
 from canary.store.rollups.times import aware as _aware
 
@@ -126,21 +126,10 @@ def _drop_old_run_rows(conn: Connection, before: datetime) -> None:
         conn.execute(
             update(RollupRunRow).where(RollupRunRow.run_id.in_(chunk)).values(run_rows=False)
         )
-    hours = [
-        int(h)
-        for h in conn.execute(
-            select(RollupDayRow.id).where(
-                RollupDayRow.hours == HOUR.hours, RollupDayRow.day < before - HOUR.length
-            )
-        ).scalars()
-    ]
-    for start in range(0, len(hours), 5000):
-        chunk = hours[start : start + 5000]
-        conn.execute(delete(RollupRow).where(RollupRow.day_id.in_(chunk)))
-        conn.execute(
-            update(RollupRunRow).where(RollupRunRow.hour_id.in_(chunk)).values(hour_id=None)
-        )
-        conn.execute(delete(RollupDayRow).where(RollupDayRow.id.in_(chunk)))
+    old_hours = select(RollupDayRow.id).where(
+        RollupDayRow.hours == HOUR.hours, RollupDayRow.day < before - HOUR.length
+    )
+    drop_periods(conn, [int(h) for h in conn.execute(old_hours).scalars()])
 
 
 def _has_unrolled_runs(

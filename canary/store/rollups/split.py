@@ -25,7 +25,7 @@ from canary.store.models import (
     SuiteRow,
 )
 from canary.store.rollup_marks import WEEK_HOURS, week_start
-from canary.store.rollups.days import DAY
+from canary.store.rollups.days import DAY, HOUR
 from canary.store.rollups.spec import RollupSpec
 from canary.store.rollups.times import aware
 
@@ -149,7 +149,7 @@ def _usable_periods(conn: Connection, filt: ResultFilter, spec: RollupSpec) -> P
     for day_id, suite_id, at in found.get(DAY.hours, []):
         (covered if (suite_id, week_start(at)) in weeks else days).append(day_id)
     whole = {(s, at) for _, s, at in found.get(DAY.hours, [])}
-    hours = [h for h, s, at in found.get(1, []) if (s, DAY.start(at)) not in whole]
+    hours = [h for h, s, at in found.get(HOUR.hours, []) if (s, DAY.start(at)) not in whole]
     return Periods(
         sorted(i for i, _, _ in found.get(WEEK_HOURS, [])),
         sorted(days),
